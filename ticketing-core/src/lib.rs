@@ -1,0 +1,49 @@
+//! # ticketing-core
+//!
+//! The heart of `ticketing`: sell a fixed stock of seats to far more buyers than seats, never
+//! selling a seat twice and never losing a point of anyone's money.
+//!
+//! - [`rules`]: the pure state machine of seats and reservations; the only place the rules live.
+//! - [`TicketStore`], [`LockManager`], [`WaitingQueue`], [`Clock`]: the traits backends implement
+//!   (object-safe, `Send + Sync + Debug + 'static`).
+//! - [`TicketingService`]: validation, queue admission, per-user caps and idempotency keys in
+//!   front of exactly one atomic store call.
+//! - [`Error`] with a stable [`ErrorCode`] per variant.
+//! - `testkit` (feature): the conformance suite every backend runs.
+//!
+//! Backends live in their own crates (`ticketing-memory`, ...); the `ticketing` facade
+//! re-exports them. A runnable example that uses the memory store is on the facade crate.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod domain;
+mod error;
+mod idempotency;
+mod ids;
+mod lock;
+mod money;
+mod queue;
+pub mod rules;
+mod service;
+mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use domain::{
+    Balance, Catalog, Concert, DomainEvent, EventKind, OptionSummary, OutboxRecord, Payment,
+    Reservation, ReservationStatus, Seat, SeatState, SeatStatus, SeatView, ShowOption,
+};
+pub use error::{BoxError, Error, ErrorCode, Result};
+pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
+pub use ids::{
+    ConcertId, EventId, FencingToken, OptionId, PaymentId, ReservationId, SeatId, UserId,
+};
+pub use lock::{Lease, LockManager};
+pub use money::Points;
+pub use queue::{QueueConfig, QueueStatus, QueueTicket, QueueToken, WaitingQueue};
+pub use service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
+pub use store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
+
+/// Re-exported so backends name the same `async_trait` the traits use.
+pub use async_trait::async_trait;

@@ -1,0 +1,141 @@
+//! The waiting queue (virtual waiting room): first come, first served, admitted at a rate.
+
+use std::fmt::{self, Debug};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{ConcertId, Result, UserId};
+
+/// An opaque queue token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QueueToken(pub String);
+
+impl fmt::Display for QueueToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum QueueStatus {
+    /// Waiting; `position` 1 is next.
+    Waiting {
+        /// 1-based place in line.
+        position: u64,
+    },
+    /// Admitted until `until`.
+    Admitted {
+        /// When the admission lapses.
+        until: DateTime<Utc>,
+    },
+    /// The admission lapsed.
+    Expired,
+}
+
+/// A queue token with its owner and status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTicket {
+    /// The token.
+    pub token: QueueToken,
+    /// Whose.
+    pub user_id: UserId,
+    /// For which concert.
+    pub concert_id: ConcertId,
+    /// Its status at the instant it was read.
+    pub status: QueueStatus,
+    /// Seconds until admission at the configured rate (0 unless waiting).
+    pub estimated_wait_seconds: u64,
+}
+
+/// How fast and how many the queue admits; per concert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Tokens admitted per second, at most.
+    pub admit_per_sec: u32,
+    /// Admitted, unexpired tokens at once, at most.
+    pub max_active: u32,
+    /// How long an admission lasts.
+    pub active_ttl: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            admit_per_sec: 500,
+            max_active: 10_000,
+            active_ttl: Duration::seconds(600),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// How many may be admitted in a tick `elapsed` after the previous one (`None`: the first
+    /// tick), given `active` unexpired admissions: the rate's allowance, at most one second's
+    /// worth, within `max_active`. Every queue backend calls this.
+    pub fn admit_budget(&self, elapsed: Option<Duration>, active: u64) -> u64 {
+        let rate = u64::from(self.admit_per_sec);
+        let by_rate = match elapsed {
+            None => rate,
+            Some(e) => {
+                let ms = u64::try_from(e.num_milliseconds()).unwrap_or(0);
+                (rate.saturating_mul(ms) / 1000).min(rate)
+            }
+        };
+        by_rate.min(u64::from(self.max_active).saturating_sub(active))
+    }
+
+    /// The estimated wait of the token at `position` (1-based).
+    pub fn estimated_wait_seconds(&self, position: u64) -> u64 {
+        match u64::from(self.admit_per_sec) {
+            0 => u64::MAX,
+            rate => position.div_ceil(rate),
+        }
+    }
+}
+
+/// A waiting room per concert: FIFO, admitted by rate and max-active, admissions expire.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait WaitingQueue: Send + Sync + Debug + 'static {
+    /// Join the line for a concert. The same user asking again for the same concert gets the
+    /// same token back (`false`) unless their admission has lapsed; a new one is `true`.
+    async fn enqueue(
+        &self,
+        user: UserId,
+        concert: ConcertId,
+        now: DateTime<Utc>,
+    ) -> Result<(QueueTicket, bool)>;
+
+    /// A token's status at `now`; `not_found` for an unknown token.
+    async fn status(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket>;
+
+    /// Admit the next tokens of every concert as the rate and max-active allow; returns how
+    /// many were admitted. Safe to run from several places at once.
+    async fn admit(&self, now: DateTime<Utc>) -> Result<u64>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_follows_rate_and_max_active() {
+        let c = QueueConfig {
+            admit_per_sec: 10,
+            max_active: 15,
+            active_ttl: Duration::seconds(60),
+        };
+        assert_eq!(c.admit_budget(None, 0), 10);
+        assert_eq!(c.admit_budget(Some(Duration::milliseconds(500)), 0), 5);
+        assert_eq!(c.admit_budget(Some(Duration::seconds(30)), 0), 10);
+        assert_eq!(c.admit_budget(Some(Duration::seconds(1)), 12), 3);
+        assert_eq!(c.admit_budget(Some(Duration::seconds(1)), 20), 0);
+        assert_eq!(c.admit_budget(Some(Duration::seconds(-1)), 0), 0);
+        assert_eq!(c.estimated_wait_seconds(25), 3);
+    }
+}

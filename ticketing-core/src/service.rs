@@ -1,0 +1,355 @@
+//! The service applications call: validation, queue admission, per-user caps and idempotency
+//! keys, then exactly one atomic store call.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::{
+    Balance, CancelCommand, ChargeCommand, Clock, ConcertId, ConfirmCommand, Error, HoldCommand,
+    IdempotencyKey, OptionId, Payment, Points, QueueStatus, QueueTicket, QueueToken, Reservation,
+    ReservationId, Result, SeatId, StoredOutcome, SystemClock, TicketStore, UserId, WaitingQueue,
+    rules,
+};
+
+/// Limits and defaults of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How long a hold lasts (default 5 minutes).
+    pub hold_ttl: Duration,
+    /// Seats of one option a user may hold or own at once, held plus sold (default 4).
+    pub max_seats_per_user: u32,
+    /// Seat ids in one hold request, at most (default 100).
+    pub max_seats_per_request: usize,
+    /// The largest single charge (default 10,000,000 points).
+    pub max_charge: Points,
+    /// Whether holds and payments need an admitted queue token (default true when a queue is
+    /// attached with [`TicketingService::with_queue`]).
+    pub require_queue_token: bool,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            hold_ttl: Duration::minutes(5),
+            max_seats_per_user: 4,
+            max_seats_per_request: 100,
+            max_charge: Points(10_000_000),
+            require_queue_token: true,
+        }
+    }
+}
+
+/// A request to hold seats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRequest {
+    /// The buyer.
+    pub user_id: UserId,
+    /// The show option.
+    pub option_id: OptionId,
+    /// The seats, all of that option.
+    pub seat_ids: Vec<SeatId>,
+    /// An admitted queue token of this user for the option's concert, when the queue gates.
+    pub queue_token: Option<QueueToken>,
+    /// Makes a retry return the first result instead of holding again.
+    pub idempotency_key: Option<String>,
+}
+
+/// A request to pay a hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayRequest {
+    /// The payer, who must own the reservation.
+    pub user_id: UserId,
+    /// The reservation.
+    pub reservation_id: ReservationId,
+    /// An admitted queue token, when the queue gates.
+    pub queue_token: Option<QueueToken>,
+    /// Makes a retry return the first result instead of paying again.
+    pub idempotency_key: Option<String>,
+}
+
+/// The entry point of the library: one method per use case.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use ticketing_core::*;
+/// # fn build(store: Arc<dyn TicketStore>) -> TicketingService {
+/// TicketingService::new(store, ServiceConfig::default())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TicketingService {
+    store: Arc<dyn TicketStore>,
+    queue: Option<Arc<dyn WaitingQueue>>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+}
+
+fn positive(id: i64, what: &str) -> Result<()> {
+    if id > 0 {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("{what} must be a positive integer")))
+    }
+}
+
+impl TicketingService {
+    /// A service over a store, on the system clock, without a waiting queue.
+    pub fn new(store: Arc<dyn TicketStore>, config: ServiceConfig) -> Self {
+        Self {
+            store,
+            queue: None,
+            clock: Arc::new(SystemClock),
+            config,
+        }
+    }
+
+    /// Attach a waiting queue; with `require_queue_token` holds and payments need a token.
+    pub fn with_queue(mut self, queue: Arc<dyn WaitingQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Judge every expiry by this clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn TicketStore> {
+        &self.store
+    }
+
+    /// The waiting queue, if any.
+    pub fn queue(&self) -> Option<&Arc<dyn WaitingQueue>> {
+        self.queue.as_ref()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    fn key(
+        &self,
+        user: UserId,
+        key: Option<&str>,
+        fingerprint: String,
+    ) -> Result<Option<IdempotencyKey>> {
+        key.map(|k| IdempotencyKey::new(user, k, fingerprint))
+            .transpose()
+    }
+
+    /// The first outcome of an already used key, or `None` if the key is fresh.
+    async fn replay(&self, key: Option<&IdempotencyKey>) -> Result<Option<StoredOutcome>> {
+        let Some(key) = key else { return Ok(None) };
+        match self.store.idempotency_record(key.user_id, &key.key).await? {
+            Some(record) => record.replay(&key.fingerprint).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Check that `token` is admitted for `user` and `concert`, when the queue gates.
+    async fn gate(
+        &self,
+        token: Option<&QueueToken>,
+        user: UserId,
+        concert: ConcertId,
+    ) -> Result<()> {
+        let Some(queue) = self
+            .queue
+            .as_ref()
+            .filter(|_| self.config.require_queue_token)
+        else {
+            return Ok(());
+        };
+        let token = token.ok_or(Error::QueueTokenRequired)?;
+        let ticket = queue.status(token, self.clock.now()).await?;
+        if ticket.user_id != user || ticket.concert_id != concert {
+            return Err(Error::QueueTokenMismatch);
+        }
+        match ticket.status {
+            QueueStatus::Admitted { .. } => Ok(()),
+            QueueStatus::Waiting { .. } | QueueStatus::Expired => Err(Error::QueueTokenNotAdmitted),
+        }
+    }
+
+    /// Hold seats of one option, all or none, for `hold_ttl`.
+    pub async fn hold(&self, req: HoldRequest) -> Result<Reservation> {
+        positive(req.user_id.0, "user_id")?;
+        positive(req.option_id.0, "option_id")?;
+        let seat_ids = rules::normalize_seat_ids(&req.seat_ids, self.config.max_seats_per_request)?;
+        let cap = self.config.max_seats_per_user;
+        if seat_ids.len() as u64 > u64::from(cap) {
+            return Err(Error::LimitExceeded {
+                limit: cap,
+                would_have: seat_ids.len() as u64,
+            });
+        }
+        let fingerprint = format!(
+            "hold:{}:{}",
+            req.option_id,
+            seat_ids
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let key = self.key(req.user_id, req.idempotency_key.as_deref(), fingerprint)?;
+        let option = self.store.option(req.option_id).await?;
+        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
+            .await?;
+        if let Some(outcome) = self.replay(key.as_ref()).await? {
+            return outcome.into_hold();
+        }
+        let now = self.clock.now();
+        self.store
+            .hold(HoldCommand {
+                reservation_id: ReservationId::new(),
+                user_id: req.user_id,
+                option_id: req.option_id,
+                seat_ids,
+                now,
+                expires_at: now + self.config.hold_ttl,
+                max_seats_per_user: Some(cap),
+                idempotency: key,
+                fence: None,
+            })
+            .await
+    }
+
+    /// Pay a hold with points: debit and confirm, atomically.
+    pub async fn pay(&self, req: PayRequest) -> Result<Payment> {
+        positive(req.user_id.0, "user_id")?;
+        let fingerprint = format!("pay:{}", req.reservation_id);
+        let key = self.key(req.user_id, req.idempotency_key.as_deref(), fingerprint)?;
+        let now = self.clock.now();
+        let reservation = self.store.reservation(req.reservation_id, now).await?;
+        if reservation.user_id != req.user_id {
+            return Err(Error::Forbidden);
+        }
+        let option = self.store.option(reservation.option_id).await?;
+        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
+            .await?;
+        if let Some(outcome) = self.replay(key.as_ref()).await? {
+            return outcome.into_payment();
+        }
+        self.store
+            .confirm(ConfirmCommand {
+                reservation_id: req.reservation_id,
+                user_id: req.user_id,
+                now: self.clock.now(),
+                idempotency: key,
+                fence: None,
+            })
+            .await
+    }
+
+    /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).
+    pub async fn cancel(
+        &self,
+        user_id: UserId,
+        reservation_id: ReservationId,
+    ) -> Result<Reservation> {
+        positive(user_id.0, "user_id")?;
+        self.store
+            .cancel(CancelCommand {
+                reservation_id,
+                user_id,
+                now: self.clock.now(),
+                fence: None,
+            })
+            .await
+    }
+
+    /// Add points to a user's wallet.
+    pub async fn charge(
+        &self,
+        user_id: UserId,
+        amount: Points,
+        idempotency_key: Option<&str>,
+    ) -> Result<Balance> {
+        positive(user_id.0, "user_id")?;
+        if !amount.is_positive() || amount > self.config.max_charge {
+            return Err(Error::invalid(format!(
+                "amount must be between 1 and {}",
+                self.config.max_charge
+            )));
+        }
+        let key = self.key(user_id, idempotency_key, format!("charge:{amount}"))?;
+        if let Some(outcome) = self.replay(key.as_ref()).await? {
+            return outcome.into_charge();
+        }
+        self.store
+            .charge(ChargeCommand {
+                user_id,
+                amount,
+                now: self.clock.now(),
+                idempotency: key,
+            })
+            .await
+    }
+
+    /// A user's balance.
+    pub async fn balance(&self, user_id: UserId) -> Result<Balance> {
+        positive(user_id.0, "user_id")?;
+        let balance = self.store.balance(user_id).await?;
+        Ok(Balance { user_id, balance })
+    }
+
+    /// A reservation with its status now.
+    pub async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
+        self.store.reservation(id, self.clock.now()).await
+    }
+
+    /// A user's reservations, newest first.
+    pub async fn user_reservations(&self, user_id: UserId) -> Result<Vec<Reservation>> {
+        positive(user_id.0, "user_id")?;
+        self.store
+            .user_reservations(user_id, self.clock.now())
+            .await
+    }
+
+    fn require_queue(&self) -> Result<&Arc<dyn WaitingQueue>> {
+        self.queue
+            .as_ref()
+            .ok_or_else(|| Error::not_found("waiting queue", "(none configured)"))
+    }
+
+    /// Join the waiting room of a concert; `true` if the token is new.
+    pub async fn enqueue(
+        &self,
+        user_id: UserId,
+        concert_id: ConcertId,
+    ) -> Result<(QueueTicket, bool)> {
+        positive(user_id.0, "user_id")?;
+        positive(concert_id.0, "concert_id")?;
+        let queue = self.require_queue()?;
+        self.store.concert(concert_id).await?;
+        queue.enqueue(user_id, concert_id, self.clock.now()).await
+    }
+
+    /// A queue token's status now.
+    pub async fn queue_status(&self, token: &QueueToken) -> Result<QueueTicket> {
+        self.require_queue()?.status(token, self.clock.now()).await
+    }
+
+    /// Admit the next waiting tokens as the rate allows (call it on a timer).
+    pub async fn admit(&self) -> Result<u64> {
+        self.require_queue()?.admit(self.clock.now()).await
+    }
+
+    /// Expire up to `limit` due holds in storage (correctness never depends on this running).
+    pub async fn expire_due(&self, limit: usize) -> Result<Vec<ReservationId>> {
+        self.store.expire_due(self.clock.now(), limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

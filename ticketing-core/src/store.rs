@@ -1,0 +1,145 @@
+//! The store trait: every read and every atomic write a backend provides.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Balance, Catalog, Concert, ConcertId, FencingToken, IdempotencyKey, IdempotencyRecord,
+    OptionId, OptionSummary, OutboxRecord, Payment, Points, Reservation, ReservationId, Result,
+    SeatId, SeatView, ShowOption, UserId,
+};
+
+/// Place a hold on several seats of one option, all or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldCommand {
+    /// The id the new reservation gets.
+    pub reservation_id: ReservationId,
+    /// The buyer.
+    pub user_id: UserId,
+    /// The show option all seats must belong to.
+    pub option_id: OptionId,
+    /// The seats: non-empty, no duplicates, ascending (see [`crate::rules::normalize_seat_ids`]).
+    pub seat_ids: Vec<SeatId>,
+    /// The instant the hold is placed at; expiry of older holds is judged by it.
+    pub now: DateTime<Utc>,
+    /// When the new hold ends.
+    pub expires_at: DateTime<Utc>,
+    /// At most this many seats of the option held or sold by the user, this hold included.
+    pub max_seats_per_user: Option<u32>,
+    /// Record the result under this key, in the same atomic step.
+    pub idempotency: Option<IdempotencyKey>,
+    /// Reject the write if any seat has accepted a newer fencing token.
+    pub fence: Option<FencingToken>,
+}
+
+/// Pay for a hold: debit the wallet and sell the seats, atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmCommand {
+    /// The reservation to pay.
+    pub reservation_id: ReservationId,
+    /// The payer, who must own it.
+    pub user_id: UserId,
+    /// The instant of payment.
+    pub now: DateTime<Utc>,
+    /// Record the result under this key, in the same atomic step.
+    pub idempotency: Option<IdempotencyKey>,
+    /// Reject the write if any seat has accepted a newer fencing token.
+    pub fence: Option<FencingToken>,
+}
+
+/// Cancel a hold, or a confirmed reservation with a refund, atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelCommand {
+    /// The reservation to cancel.
+    pub reservation_id: ReservationId,
+    /// Who asks; must be the owner.
+    pub user_id: UserId,
+    /// The instant of cancellation.
+    pub now: DateTime<Utc>,
+    /// Reject the write if any seat has accepted a newer fencing token.
+    pub fence: Option<FencingToken>,
+}
+
+/// Add points to a wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeCommand {
+    /// Whose wallet.
+    pub user_id: UserId,
+    /// How many points; positive.
+    pub amount: Points,
+    /// The instant of the charge.
+    pub now: DateTime<Utc>,
+    /// Record the result under this key, in the same atomic step.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A backend's storage: catalog, seats, reservations, wallets, idempotency records, outbox.
+///
+/// Every write is one atomic step: it happens whole or not at all, and records its outbox event
+/// and idempotency record in the same step. Every rule is taken from [`crate::rules`]. Times
+/// are passed in, never read from a clock of the store's own, so a manual clock drives expiry.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TicketStore: Send + Sync + Debug + 'static {
+    /// Add a catalog. Ids already present are an `invalid_request` and nothing is added.
+    async fn seed(&self, catalog: &Catalog) -> Result<()>;
+
+    /// Every concert, by id.
+    async fn concerts(&self) -> Result<Vec<Concert>>;
+
+    /// One concert; `not_found` for an unknown one.
+    async fn concert(&self, concert: ConcertId) -> Result<Concert>;
+
+    /// The options of a concert with their seat counts at `now`; `not_found` for an unknown one.
+    async fn options(&self, concert: ConcertId, now: DateTime<Utc>) -> Result<Vec<OptionSummary>>;
+
+    /// One option; `not_found` for an unknown one.
+    async fn option(&self, option: OptionId) -> Result<ShowOption>;
+
+    /// Every seat of an option with its status at `now`, by id; `not_found` for an unknown one.
+    async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>>;
+
+    /// Hold every seat of the command or none (`seat_unavailable` naming the taken ones).
+    async fn hold(&self, cmd: HoldCommand) -> Result<Reservation>;
+
+    /// Pay a hold: debit (never below zero), seats held → sold, payment recorded, or nothing.
+    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment>;
+
+    /// Cancel: seats freed, paid points refunded. Returns the reservation as cancelled.
+    async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation>;
+
+    /// Mark up to `limit` holds due at `now` as expired and free their seats in storage.
+    /// Safe to run from several places at once: each hold is expired once.
+    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ReservationId>>;
+
+    /// One reservation with its status at `now`.
+    async fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation>;
+
+    /// A user's reservations with their status at `now`, newest first.
+    async fn user_reservations(&self, user: UserId, now: DateTime<Utc>)
+    -> Result<Vec<Reservation>>;
+
+    /// Add points to a wallet; overflow is an `invalid_request` and changes nothing.
+    async fn charge(&self, cmd: ChargeCommand) -> Result<Balance>;
+
+    /// A user's balance (0 for an unknown user).
+    async fn balance(&self, user: UserId) -> Result<Points>;
+
+    /// The idempotency record of a user's key, if any.
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>>;
+
+    /// Outbox events with `seq > after` not yet acknowledged, in order, at most `limit`.
+    async fn outbox_read(&self, after: u64, limit: usize) -> Result<Vec<OutboxRecord>>;
+
+    /// Acknowledge (mark published) every outbox event with `seq <= up_to`.
+    async fn outbox_ack(&self, up_to: u64) -> Result<()>;
+
+    /// Whether the store answers.
+    async fn health(&self) -> Result<()>;
+}

@@ -1,0 +1,334 @@
+//! The conformance suite every backend runs (feature `testkit`).
+//!
+//! Plain async test functions in [`cases`], a model-based property test in [`model`], and one
+//! macro, [`conformance_suite!`](crate::conformance_suite), that a backend's test file invokes
+//! with a factory to get them all as `#[tokio::test]`s:
+//!
+//! ```ignore
+//! async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+//!     Some(TestBackend::new(MyStore::new(), MyQueue::new(testkit::queue_config())))
+//! }
+//! ticketing_core::conformance_suite!(backend);
+//! ```
+//!
+//! The factory returns `None` to skip (a backend whose server is not configured), and must give
+//! each call a store where `expire_due` and `outbox_ack` reach no other test's data (a new
+//! in-memory store, or its own PostgreSQL schema). Every test also seeds its own catalog under
+//! fresh random ids, so stores may be shared for everything else. The crate using the macro
+//! needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::{
+    Catalog, Concert, ConcertId, Error, ErrorCode, HoldRequest, ManualClock, OptionId, PayRequest,
+    Payment, Points, QueueConfig, Reservation, ReservationId, Seat, SeatId, SeatStatus,
+    ServiceConfig, ShowOption, TicketStore, TicketingService, UserId, WaitingQueue,
+};
+
+pub mod cases;
+pub mod model;
+
+/// What a backend hands the suite: a store and a waiting queue built with [`queue_config`].
+#[derive(Debug, Clone)]
+pub struct TestBackend {
+    /// The store under test.
+    pub store: Arc<dyn TicketStore>,
+    /// The waiting queue under test.
+    pub queue: Arc<dyn WaitingQueue>,
+}
+
+impl TestBackend {
+    /// Wrap a store and a queue.
+    pub fn new(store: impl TicketStore, queue: impl WaitingQueue) -> Self {
+        Self {
+            store: Arc::new(store),
+            queue: Arc::new(queue),
+        }
+    }
+}
+
+/// The queue configuration the suite's queue tests expect: 2 admitted a second, at most 3 at
+/// once, admissions last 60 seconds.
+pub fn queue_config() -> QueueConfig {
+    QueueConfig {
+        admit_per_sec: 2,
+        max_active: 3,
+        active_ttl: Duration::seconds(60),
+    }
+}
+
+/// Seats of the main option of a fixture, each priced [`PRICE`].
+pub const SEATS: usize = 60;
+/// The price of every seat of the main option.
+pub const PRICE: Points = Points(1_000);
+/// The price of every seat of the other option.
+pub const OTHER_PRICE: Points = Points(2_000);
+
+/// A random base id with room for a million ids below the next one, so tests sharing a store
+/// (or a database) never meet.
+pub fn fresh_base() -> i64 {
+    let random = (uuid::Uuid::new_v4().as_u128() >> 88) as i64; // 40 random bits
+    (random + 1) << 20
+}
+
+/// One test's world: a freshly seeded concert with two options, a manual clock and services.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    /// The store.
+    pub store: Arc<dyn TicketStore>,
+    /// The queue.
+    pub queue: Arc<dyn WaitingQueue>,
+    /// The clock every service here uses.
+    pub clock: ManualClock,
+    /// A service without queue gating, cap 4, hold TTL 5 minutes.
+    pub service: TicketingService,
+    /// The concert.
+    pub concert: ConcertId,
+    /// Its main option, with [`SEATS`] seats priced [`PRICE`].
+    pub option: OptionId,
+    /// The main option's seats, ascending.
+    pub seats: Vec<SeatId>,
+    /// Its other option, with 10 seats priced [`OTHER_PRICE`].
+    pub other_option: OptionId,
+    /// The other option's seats.
+    pub other_seats: Vec<SeatId>,
+    base: i64,
+}
+
+impl Harness {
+    /// Seed a fresh catalog into the backend.
+    pub async fn new(backend: TestBackend) -> Self {
+        let base = fresh_base();
+        let concert = ConcertId(base);
+        let option = OptionId(base + 1);
+        let other_option = OptionId(base + 2);
+        let start = Utc::now();
+        let seat = |i: usize, opt: OptionId, price: Points| Seat {
+            id: SeatId(base + 1000 + i as i64),
+            option_id: opt,
+            seat_no: format!("A-{i}"),
+            grade: if i < 10 { "VIP".into() } else { "R".into() },
+            price,
+        };
+        let mut seats: Vec<Seat> = (0..SEATS).map(|i| seat(i, option, PRICE)).collect();
+        seats.extend((SEATS..SEATS + 10).map(|i| seat(i, other_option, OTHER_PRICE)));
+        let catalog = Catalog {
+            concerts: vec![Concert {
+                id: concert,
+                title: format!("Conformance {base}"),
+                venue: "Test Hall".into(),
+            }],
+            options: vec![
+                ShowOption {
+                    id: option,
+                    concert_id: concert,
+                    starts_at: start + Duration::days(30),
+                },
+                ShowOption {
+                    id: other_option,
+                    concert_id: concert,
+                    starts_at: start + Duration::days(31),
+                },
+            ],
+            seats: seats.clone(),
+        };
+        backend
+            .store
+            .seed(&catalog)
+            .await
+            .expect("seeding a fresh catalog");
+        let clock = ManualClock::new(start);
+        let service = TicketingService::new(backend.store.clone(), ServiceConfig::default())
+            .with_clock(Arc::new(clock.clone()));
+        Self {
+            store: backend.store,
+            queue: backend.queue,
+            clock,
+            service,
+            concert,
+            option,
+            seats: seats.iter().take(SEATS).map(|s| s.id).collect(),
+            other_option,
+            other_seats: seats.iter().skip(SEATS).map(|s| s.id).collect(),
+            base,
+        }
+    }
+
+    /// A service over the same store and clock with another configuration.
+    pub fn service_with(&self, config: ServiceConfig) -> TicketingService {
+        TicketingService::new(self.store.clone(), config).with_clock(Arc::new(self.clock.clone()))
+    }
+
+    /// A service over the same store, queue and clock that requires admitted queue tokens.
+    pub fn gated_service(&self) -> TicketingService {
+        self.service_with(ServiceConfig::default())
+            .with_queue(self.queue.clone())
+    }
+
+    /// The `n`th user of this test (n from 0).
+    pub fn user(&self, n: i64) -> UserId {
+        UserId(self.base + 500_000 + n)
+    }
+
+    /// Now, on this test's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        use crate::Clock;
+        self.clock.now()
+    }
+
+    /// Hold seats of the main option for a user.
+    pub async fn hold(&self, user: UserId, seats: &[SeatId]) -> Result<Reservation, Error> {
+        self.service
+            .hold(hold_request(user, self.option, seats))
+            .await
+    }
+
+    /// Pay a reservation.
+    pub async fn pay(&self, user: UserId, id: ReservationId) -> Result<Payment, Error> {
+        self.service.pay(pay_request(user, id)).await
+    }
+
+    /// Charge points, expecting success.
+    pub async fn charge(&self, user: UserId, amount: Points) {
+        self.service
+            .charge(user, amount, None)
+            .await
+            .expect("charging a valid amount");
+    }
+
+    /// A user's balance.
+    pub async fn balance(&self, user: UserId) -> Points {
+        self.store.balance(user).await.expect("reading a balance")
+    }
+
+    /// The status of each given seat of the main option, now.
+    pub async fn statuses(&self, seats: &[SeatId]) -> Vec<SeatStatus> {
+        let all = self
+            .store
+            .seats(self.option, self.now())
+            .await
+            .expect("listing seats");
+        seats
+            .iter()
+            .map(|id| {
+                all.iter()
+                    .find(|v| v.seat.id == *id)
+                    .map(|v| v.status)
+                    .expect("seat of the option")
+            })
+            .collect()
+    }
+
+    /// How many seats of the main option are available now.
+    pub async fn available(&self) -> usize {
+        let all = self
+            .store
+            .seats(self.option, self.now())
+            .await
+            .expect("listing seats");
+        all.iter()
+            .filter(|v| v.status == SeatStatus::Available)
+            .count()
+    }
+}
+
+/// A hold request without token or key.
+pub fn hold_request(user: UserId, option: OptionId, seats: &[SeatId]) -> HoldRequest {
+    HoldRequest {
+        user_id: user,
+        option_id: option,
+        seat_ids: seats.to_vec(),
+        queue_token: None,
+        idempotency_key: None,
+    }
+}
+
+/// A pay request without token or key.
+pub fn pay_request(user: UserId, id: ReservationId) -> PayRequest {
+    PayRequest {
+        user_id: user,
+        reservation_id: id,
+        queue_token: None,
+        idempotency_key: None,
+    }
+}
+
+/// Assert that a result failed with `code`, showing what it was otherwise.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Error>, code: ErrorCode) {
+    match result {
+        Err(e) => assert_eq!(e.code(), code, "expected {code}, got error {e:?}"),
+        Ok(v) => panic!("expected {code}, got success {v:?}"),
+    }
+}
+
+/// Generate every conformance test for a backend factory: an `async fn() ->
+/// Option<TestBackend>` (returning `None` skips each test, after printing why).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path) => {
+        $crate::__conformance_cases!($factory;
+            catalog_lists_what_was_seeded,
+            seeding_taken_ids_is_rejected_whole,
+            hold_places_one_seat,
+            hold_is_all_or_nothing,
+            hold_rejects_bad_seat_lists,
+            hold_of_unknown_seat_or_option_is_not_found,
+            hold_of_another_options_seat_is_rejected,
+            hold_expires_exactly_at_its_end,
+            expired_seat_can_be_held_again,
+            pay_confirms_and_debits,
+            pay_after_expiry_is_hold_expired_and_charges_nothing,
+            insufficient_points_changes_nothing,
+            paying_twice_is_invalid_state,
+            paying_anothers_reservation_is_forbidden,
+            cancel_hold_frees_seats_without_refund,
+            cancel_confirmed_refunds_and_frees_seats,
+            cancelling_twice_or_after_expiry_is_invalid_state,
+            cancelling_anothers_reservation_is_forbidden,
+            unknown_reservation_is_not_found,
+            per_user_cap_counts_held_and_sold,
+            cap_is_freed_by_cancel_and_expiry,
+            idempotent_hold_returns_first_result,
+            idempotency_key_reused_with_other_request_conflicts,
+            idempotency_keys_are_scoped_per_user,
+            idempotent_payment_and_charge,
+            charge_rejects_bad_amounts_and_overflow,
+            expire_due_moves_holds_and_emits_events,
+            outbox_records_changes_in_order_and_acks,
+            user_reservations_newest_first,
+            option_counts_follow_holds_and_expiry,
+            queue_is_fifo_and_idempotent_per_user,
+            queue_admits_by_rate_and_max_active,
+            admitted_token_expires_and_rejoining_gets_a_new_token,
+            gated_hold_needs_an_admitted_token_of_the_same_user_and_concert,
+            concurrent_holds_on_one_seat_have_one_winner,
+            concurrent_payments_never_overdraw,
+            concurrent_overlapping_holds_never_share_a_seat,
+            concurrent_holds_by_one_user_respect_the_cap,
+            concurrent_retries_with_one_key_hold_once,
+            concurrent_admitters_never_exceed_max_active,
+        );
+
+        #[test]
+        fn model_based_random_operations_keep_every_invariant() {
+            $crate::testkit::model::check(|| ::std::boxed::Box::pin($factory()));
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(backend) = $factory().await else { return };
+                $crate::testkit::cases::$name(backend).await;
+            }
+        )*
+    };
+}

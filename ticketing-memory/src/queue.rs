@@ -1,0 +1,152 @@
+//! The in-memory [`WaitingQueue`]: one FIFO line per concert, admitted by rate and max-active.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use ticketing_core::{
+    ConcertId, Error, QueueConfig, QueueStatus, QueueTicket, QueueToken, Result, UserId,
+    WaitingQueue, async_trait,
+};
+use uuid::Uuid;
+
+use crate::sync::{Arc, Mutex, lock};
+
+#[derive(Debug)]
+struct Entry {
+    user: UserId,
+    concert: ConcertId,
+    /// Place in the concert's line, from 1.
+    seq: u64,
+    admitted_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    last_seq: u64,
+    /// The highest `seq` admitted so far (admission is strictly in `seq` order).
+    admitted_through: u64,
+    waiting: VecDeque<QueueToken>,
+    admitted: Vec<(DateTime<Utc>, QueueToken)>,
+    last_admit: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    rooms: HashMap<ConcertId, Room>,
+    entries: HashMap<QueueToken, Entry>,
+    by_user: HashMap<(UserId, ConcertId), QueueToken>,
+}
+
+/// A waiting room per concert, in process memory.
+#[derive(Debug, Clone)]
+pub struct MemoryQueue {
+    config: QueueConfig,
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryQueue {
+    /// An empty queue admitting as `config` says.
+    pub fn new(config: QueueConfig) -> Self {
+        Self {
+            config,
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    fn ticket(&self, state: &State, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket> {
+        let entry = state
+            .entries
+            .get(token)
+            .ok_or_else(|| Error::not_found("queue token", token))?;
+        let status = match entry.admitted_until {
+            Some(until) if until > now => QueueStatus::Admitted { until },
+            Some(_) => QueueStatus::Expired,
+            None => {
+                let through = state
+                    .rooms
+                    .get(&entry.concert)
+                    .map_or(0, |r| r.admitted_through);
+                QueueStatus::Waiting {
+                    position: entry.seq.saturating_sub(through),
+                }
+            }
+        };
+        let estimated_wait_seconds = match status {
+            QueueStatus::Waiting { position } => self.config.estimated_wait_seconds(position),
+            _ => 0,
+        };
+        Ok(QueueTicket {
+            token: token.clone(),
+            user_id: entry.user,
+            concert_id: entry.concert,
+            status,
+            estimated_wait_seconds,
+        })
+    }
+}
+
+#[async_trait]
+impl WaitingQueue for MemoryQueue {
+    async fn enqueue(
+        &self,
+        user: UserId,
+        concert: ConcertId,
+        now: DateTime<Utc>,
+    ) -> Result<(QueueTicket, bool)> {
+        let mut state = lock(&self.state);
+        if let Some(token) = state.by_user.get(&(user, concert)).cloned() {
+            let ticket = self.ticket(&state, &token, now)?;
+            if ticket.status != QueueStatus::Expired {
+                return Ok((ticket, false));
+            }
+        }
+        let token = QueueToken(Uuid::new_v4().simple().to_string());
+        let room = state.rooms.entry(concert).or_default();
+        room.last_seq += 1;
+        let seq = room.last_seq;
+        room.waiting.push_back(token.clone());
+        state.entries.insert(
+            token.clone(),
+            Entry {
+                user,
+                concert,
+                seq,
+                admitted_until: None,
+            },
+        );
+        state.by_user.insert((user, concert), token.clone());
+        Ok((self.ticket(&state, &token, now)?, true))
+    }
+
+    async fn status(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket> {
+        self.ticket(&lock(&self.state), token, now)
+    }
+
+    async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut state = lock(&self.state);
+        let State { rooms, entries, .. } = &mut *state;
+        let mut total = 0;
+        for room in rooms.values_mut() {
+            room.admitted.retain(|(until, _)| *until > now);
+            let elapsed = room.last_admit.map(|t| now - t);
+            let budget = self
+                .config
+                .admit_budget(elapsed, room.admitted.len() as u64);
+            let n = budget.min(room.waiting.len() as u64);
+            if n == 0 {
+                continue;
+            }
+            let until = now + self.config.active_ttl;
+            for token in room.waiting.drain(..n as usize) {
+                if let Some(entry) = entries.get_mut(&token) {
+                    entry.admitted_until = Some(until);
+                    room.admitted_through = room.admitted_through.max(entry.seq);
+                }
+                room.admitted.push((until, token));
+            }
+            room.last_admit = Some(now);
+            total += n;
+        }
+        Ok(total)
+    }
+}

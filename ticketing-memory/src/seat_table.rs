@@ -1,0 +1,217 @@
+//! The seats and the two ways of guarding them: per-seat locks taken in ascending id order
+//! (pessimistic) or versioned compare-and-set with bounded retry (optimistic).
+
+use std::collections::HashMap;
+
+use ticketing_core::{Error, FencingToken, Seat, SeatId, SeatState};
+
+use crate::sync::{Arc, Mutex, RwLock, lock, read, write};
+
+/// How seat writes are guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Lock every seat of the write, in ascending id order (so two writers can never wait on
+    /// each other in a cycle), check, write, unlock.
+    #[cfg(feature = "pessimistic")]
+    Pessimistic,
+    /// Read each seat's version without holding any lock, decide, then compare-and-set each
+    /// seat in ascending order; if one changed meanwhile, roll back the ones already set and
+    /// try again, at most `max_retries` times.
+    #[cfg(feature = "optimistic")]
+    Optimistic {
+        /// Attempts after the first before giving up with a retryable error.
+        max_retries: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Versioned {
+    version: u64,
+    state: SeatState,
+    /// The highest fencing token a write to this seat has carried.
+    fence: Option<FencingToken>,
+}
+
+/// One seat: its immutable description and its guarded state.
+#[derive(Debug)]
+pub struct SeatCell {
+    seat: Seat,
+    slot: Mutex<Versioned>,
+}
+
+impl SeatCell {
+    fn new(seat: Seat) -> Self {
+        Self {
+            seat,
+            slot: Mutex::new(Versioned {
+                version: 0,
+                state: SeatState::Available,
+                fence: None,
+            }),
+        }
+    }
+
+    /// The seat's description.
+    pub fn seat(&self) -> &Seat {
+        &self.seat
+    }
+
+    /// The stored state (not yet made effective at any instant).
+    pub fn state(&self) -> SeatState {
+        lock(&self.slot).state
+    }
+}
+
+/// All seats, by id.
+#[derive(Debug)]
+pub struct SeatTable {
+    strategy: Strategy,
+    cells: RwLock<HashMap<SeatId, Arc<SeatCell>>>,
+}
+
+fn fence_ok(current: Option<FencingToken>, fence: Option<FencingToken>) -> bool {
+    match (current, fence) {
+        (Some(seen), Some(mine)) => mine >= seen,
+        _ => true,
+    }
+}
+
+impl SeatTable {
+    /// An empty table guarded by `strategy`.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            strategy,
+            cells: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Add seats; `false` (and nothing added) if any id is already present.
+    pub fn insert(&self, seats: &[Seat]) -> bool {
+        let mut cells = write(&self.cells);
+        if seats.iter().any(|s| cells.contains_key(&s.id)) {
+            return false;
+        }
+        for seat in seats {
+            cells.insert(seat.id, Arc::new(SeatCell::new(seat.clone())));
+        }
+        true
+    }
+
+    /// The cells of `ids`, in the order given; `not_found` names the first unknown id.
+    pub fn cells(&self, ids: &[SeatId]) -> Result<Vec<Arc<SeatCell>>, Error> {
+        let cells = read(&self.cells);
+        ids.iter()
+            .map(|id| {
+                cells
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Error::not_found("seat", id))
+            })
+            .collect()
+    }
+
+    /// Apply `decide` to the states of `cells` (which must be in ascending id order) and store
+    /// the states it returns, for all cells or none. A `fence` older than one a seat already
+    /// accepted is `lock_lost`. `decide` may be called more than once (optimistic retries) and
+    /// must be a pure function of the states it is given.
+    pub fn transact<F>(
+        &self,
+        cells: &[Arc<SeatCell>],
+        fence: Option<FencingToken>,
+        decide: F,
+    ) -> Result<(), Error>
+    where
+        F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
+    {
+        match self.strategy {
+            #[cfg(feature = "pessimistic")]
+            Strategy::Pessimistic => pessimistic(cells, fence, decide),
+            #[cfg(feature = "optimistic")]
+            Strategy::Optimistic { max_retries } => optimistic(cells, fence, max_retries, decide),
+        }
+    }
+}
+
+#[cfg(feature = "pessimistic")]
+fn pessimistic<F>(
+    cells: &[Arc<SeatCell>],
+    fence: Option<FencingToken>,
+    decide: F,
+) -> Result<(), Error>
+where
+    F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
+{
+    let mut guards: Vec<_> = cells.iter().map(|c| lock(&c.slot)).collect();
+    if !guards.iter().all(|g| fence_ok(g.fence, fence)) {
+        return Err(Error::LockLost);
+    }
+    let states: Vec<SeatState> = guards.iter().map(|g| g.state).collect();
+    let next = decide(&states)?;
+    for (guard, state) in guards.iter_mut().zip(next) {
+        guard.version += 1;
+        guard.state = state;
+        guard.fence = guard.fence.max(fence);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "optimistic")]
+fn optimistic<F>(
+    cells: &[Arc<SeatCell>],
+    fence: Option<FencingToken>,
+    max_retries: u32,
+    decide: F,
+) -> Result<(), Error>
+where
+    F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
+{
+    for _ in 0..=max_retries {
+        // Read phase: a consistent-enough snapshot, one seat at a time, no lock held between.
+        let seen: Vec<Versioned> = cells.iter().map(|c| *lock(&c.slot)).collect();
+        if !seen.iter().all(|v| fence_ok(v.fence, fence)) {
+            return Err(Error::LockLost);
+        }
+        let states: Vec<SeatState> = seen.iter().map(|v| v.state).collect();
+        let next = decide(&states)?;
+        // Write phase: compare-and-set each seat against the version read.
+        let mut done = 0;
+        for ((cell, old), state) in cells.iter().zip(&seen).zip(&next) {
+            let mut slot = lock(&cell.slot);
+            if slot.version != old.version {
+                break;
+            }
+            *slot = Versioned {
+                version: old.version + 1,
+                state: *state,
+                fence: old.fence.max(fence),
+            };
+            done += 1;
+        }
+        if done == cells.len() {
+            return Ok(());
+        }
+        // Lost a race on seat `done`: undo the seats already set, each only if it still holds
+        // what this attempt wrote, then read again.
+        for (cell, old) in cells.iter().zip(&seen).take(done) {
+            let mut slot = lock(&cell.slot);
+            if slot.version == old.version + 1 {
+                *slot = Versioned {
+                    version: old.version + 2,
+                    state: old.state,
+                    fence: old.fence,
+                };
+            }
+        }
+    }
+    Err(Error::Unavailable {
+        message: format!("seat writes kept conflicting after {max_retries} retries"),
+        retryable: true,
+        source: None,
+    })
+}
