@@ -116,7 +116,7 @@ impl SeatTable {
             .collect()
     }
 
-    /// Apply `decide` to the states of `cells` (which must be in ascending id order) and store
+    /// Apply `decide` to the states of `cells` (in the order given) and store
     /// the states it returns, for all cells or none. A `fence` older than one a seat already
     /// accepted is `lock_lost`. `decide` may be called more than once (optimistic retries) and
     /// must be a pure function of the states it is given.
@@ -129,11 +129,31 @@ impl SeatTable {
     where
         F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
     {
+        // Work on the seats in ascending id order whatever order the caller gave: locks are
+        // then always taken in one global order (no deadlock), and compare-and-set writers
+        // meet on their lowest common seat first (no livelock between two of them).
+        let mut order: Vec<usize> = (0..cells.len()).collect();
+        order.sort_by_key(|&i| cells[i].seat.id);
+        let sorted: Vec<Arc<SeatCell>> = order.iter().map(|&i| cells[i].clone()).collect();
+        let decide_sorted = |states: &[SeatState]| {
+            let mut given = vec![SeatState::Available; states.len()];
+            for (state, &i) in states.iter().zip(&order) {
+                given[i] = *state;
+            }
+            let next = decide(&given)?;
+            order
+                .iter()
+                .map(|&i| next.get(i).copied())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::invalid("a seat decision must name one state per seat"))
+        };
         match self.strategy {
             #[cfg(feature = "pessimistic")]
-            Strategy::Pessimistic => pessimistic(cells, fence, decide),
+            Strategy::Pessimistic => pessimistic(&sorted, fence, decide_sorted),
             #[cfg(feature = "optimistic")]
-            Strategy::Optimistic { max_retries } => optimistic(cells, fence, max_retries, decide),
+            Strategy::Optimistic { max_retries } => {
+                optimistic(&sorted, fence, max_retries, decide_sorted)
+            }
         }
     }
 }

@@ -1,1 +1,220 @@
+//! Service unit tests against mockall doubles of the store and the queue: what reaches the
+//! store, and what must never.
 
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::queue::MockWaitingQueue;
+use crate::store::MockTicketStore;
+use crate::{ErrorCode, IdempotencyRecord, ManualClock, ReservationStatus, ShowOption};
+
+fn clock() -> ManualClock {
+    ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0)
+            .single()
+            .expect("valid"),
+    )
+}
+
+fn option() -> ShowOption {
+    ShowOption {
+        id: OptionId(10),
+        concert_id: ConcertId(1),
+        starts_at: Utc::now(),
+    }
+}
+
+fn reservation(user: UserId) -> Reservation {
+    Reservation {
+        id: ReservationId::new(),
+        user_id: user,
+        option_id: OptionId(10),
+        seat_ids: vec![SeatId(1), SeatId(2)],
+        status: ReservationStatus::Held,
+        amount: Points(200),
+        expires_at: Utc::now(),
+        created_at: Utc::now(),
+        payment_id: None,
+        refunded_amount: Points::ZERO,
+    }
+}
+
+fn request(seats: &[i64]) -> HoldRequest {
+    HoldRequest {
+        user_id: UserId(7),
+        option_id: OptionId(10),
+        seat_ids: seats.iter().copied().map(SeatId).collect(),
+        queue_token: None,
+        idempotency_key: None,
+    }
+}
+
+fn service(store: MockTicketStore) -> TicketingService {
+    TicketingService::new(Arc::new(store), ServiceConfig::default()).with_clock(Arc::new(clock()))
+}
+
+#[tokio::test]
+async fn invalid_input_never_reaches_the_store() {
+    // A mock with no expectations panics on any call.
+    let s = service(MockTicketStore::new());
+    for seats in [&[][..], &[1, 1][..], &[0][..], &[-3][..]] {
+        let err = s.hold(request(seats)).await.expect_err("rejected");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest, "{seats:?}");
+    }
+    let err = s
+        .hold(request(&[1, 2, 3, 4, 5]))
+        .await
+        .expect_err("over the cap");
+    assert_eq!(err.code(), ErrorCode::LimitExceeded);
+    let bad_key = HoldRequest {
+        idempotency_key: Some("a b".into()),
+        ..request(&[1])
+    };
+    assert_eq!(
+        s.hold(bad_key).await.expect_err("bad key").code(),
+        ErrorCode::InvalidRequest
+    );
+    for amount in [0, -1, 10_000_001] {
+        let err = s
+            .charge(UserId(7), Points(amount), None)
+            .await
+            .expect_err("bad amount");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
+    }
+    let err = s
+        .cancel(UserId(-1), ReservationId::new())
+        .await
+        .expect_err("bad user");
+    assert_eq!(err.code(), ErrorCode::InvalidRequest);
+}
+
+#[tokio::test]
+async fn a_waiting_token_never_reaches_the_store() {
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    store.expect_hold().never();
+    let mut queue = MockWaitingQueue::new();
+    queue.expect_status().returning(|token, _| {
+        Ok(QueueTicket {
+            token: token.clone(),
+            user_id: UserId(7),
+            concert_id: ConcertId(1),
+            status: QueueStatus::Waiting { position: 3 },
+            estimated_wait_seconds: 1,
+        })
+    });
+    let s = service(store).with_queue(Arc::new(queue));
+    let gated = HoldRequest {
+        queue_token: Some(QueueToken("t".into())),
+        ..request(&[1])
+    };
+    let err = s.hold(gated).await.expect_err("waiting");
+    assert_eq!(err.code(), ErrorCode::QueueTokenNotAdmitted);
+    let err = s.hold(request(&[1])).await.expect_err("no token");
+    assert_eq!(err.code(), ErrorCode::QueueTokenRequired);
+}
+
+#[tokio::test]
+async fn a_retried_key_calls_the_store_once() {
+    let first = reservation(UserId(7));
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    let mut seq = mockall::Sequence::new();
+    store
+        .expect_idempotency_record()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _| Ok(None));
+    let stored = first.clone();
+    store
+        .expect_hold()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(|cmd| cmd.idempotency.as_ref().is_some_and(|k| k.key == "k1"))
+        .returning(move |_| Ok(stored.clone()));
+    let record = IdempotencyRecord {
+        fingerprint: "hold:10:1,2".into(),
+        outcome: StoredOutcome::Hold(first.clone()),
+    };
+    store
+        .expect_idempotency_record()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(move |_, _| Ok(Some(record.clone())));
+    let s = service(store);
+    let keyed = HoldRequest {
+        idempotency_key: Some("k1".into()),
+        ..request(&[2, 1])
+    };
+    assert_eq!(s.hold(keyed.clone()).await.expect("first"), first);
+    assert_eq!(s.hold(keyed).await.expect("retry"), first);
+}
+
+#[tokio::test]
+async fn the_store_gets_sorted_seats_the_ttl_and_the_cap() {
+    let c = clock();
+    let now = c.now();
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    store
+        .expect_hold()
+        .times(1)
+        .withf(move |cmd| {
+            cmd.seat_ids == vec![SeatId(1), SeatId(3)]
+                && cmd.now == now
+                && cmd.expires_at == now + Duration::minutes(5)
+                && cmd.max_seats_per_user == Some(4)
+                && cmd.idempotency.is_none()
+                && cmd.fence.is_none()
+        })
+        .returning(|cmd| {
+            Ok(Reservation {
+                id: cmd.reservation_id,
+                ..reservation(cmd.user_id)
+            })
+        });
+    let s =
+        TicketingService::new(Arc::new(store), ServiceConfig::default()).with_clock(Arc::new(c));
+    s.hold(request(&[3, 1])).await.expect("hold");
+}
+
+#[tokio::test]
+async fn paying_someone_elses_reservation_never_confirms() {
+    let theirs = reservation(UserId(99));
+    let mut store = MockTicketStore::new();
+    store
+        .expect_reservation()
+        .returning(move |_, _| Ok(theirs.clone()));
+    store.expect_confirm().never();
+    let s = service(store);
+    let req = PayRequest {
+        user_id: UserId(7),
+        reservation_id: ReservationId::new(),
+        queue_token: None,
+        idempotency_key: None,
+    };
+    assert_eq!(
+        s.pay(req).await.expect_err("forbidden").code(),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn store_failures_pass_through_with_their_code() {
+    let mut store = MockTicketStore::new();
+    store.expect_charge().returning(|_| {
+        Err(Error::backend(
+            "down",
+            true,
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"),
+        ))
+    });
+    let err = service(store)
+        .charge(UserId(7), Points(5), None)
+        .await
+        .expect_err("down");
+    assert_eq!(err.code(), ErrorCode::Unavailable);
+    assert!(err.is_retryable());
+}

@@ -909,38 +909,39 @@ async fn join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> 
     out
 }
 
-/// 200 buyers race for one seat: exactly one holds it, the others get `seat_unavailable`.
+/// 200 buyers race for one seat, 20 times over: each time exactly one holds it and the others
+/// get `seat_unavailable`.
 pub async fn concurrent_holds_on_one_seat_have_one_winner(b: TestBackend) {
     let h = Arc::new(Harness::new(b).await);
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let tasks = (0..200)
-        .map(|i| {
-            let (h, barrier) = (h.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                h.hold(h.user(i), &[h.seats[0]]).await
+    for round in 0..20 {
+        let seat = h.seats[round];
+        let barrier = Arc::new(tokio::sync::Barrier::new(200));
+        let tasks = (0..200)
+            .map(|i| {
+                let (h, barrier) = (h.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    h.hold(h.user(i), &[seat]).await
+                })
             })
-        })
-        .collect();
-    let results = join_all(tasks).await;
-    let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one winner");
-    for r in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(r.code(), ErrorCode::SeatUnavailable, "{r:?}");
-    }
-    let holders: usize = {
-        let mut n = 0;
-        for i in 0..200 {
-            n += h
-                .store
-                .user_reservations(h.user(i), h.now())
-                .await
-                .expect("list")
-                .len();
+            .collect();
+        let results = join_all(tasks).await;
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one winner");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(r.code(), ErrorCode::SeatUnavailable, "{r:?}");
         }
-        n
-    };
-    assert_eq!(holders, 1, "only the winner has a reservation");
+    }
+    let mut holds = 0;
+    for i in 0..200 {
+        holds += h
+            .store
+            .user_reservations(h.user(i), h.now())
+            .await
+            .expect("list")
+            .len();
+    }
+    assert_eq!(holds, 20, "only the winners have reservations");
 }
 
 /// 50 payments race on one wallet that can afford 5: exactly 5 succeed, never below zero.
