@@ -921,7 +921,7 @@ pub async fn concurrent_holds_on_one_seat_have_one_winner(b: TestBackend) {
                 let (h, barrier) = (h.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    h.hold(h.user(i), &[seat]).await
+                    h.hold(h.user(round as i64 * 200 + i), &[seat]).await
                 })
             })
             .collect();
@@ -933,7 +933,7 @@ pub async fn concurrent_holds_on_one_seat_have_one_winner(b: TestBackend) {
         }
     }
     let mut holds = 0;
-    for i in 0..200 {
+    for i in 0..4_000 {
         holds += h
             .store
             .user_reservations(h.user(i), h.now())
