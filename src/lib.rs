@@ -1,1 +1,73 @@
+//! # ticketing
+//!
+//! Sell a fixed stock of concert seats to far more buyers than seats, in a burst, without ever
+//! selling a seat twice or losing a point of anyone's money.
+//!
+//! This facade re-exports [`ticketing_core`] (domain, state machine, traits, service, errors)
+//! and, behind features, the backends: `memory` (default) as [`memory`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ticketing::memory::{MemoryQueue, MemoryStore};
+//! use ticketing::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! let store = Arc::new(MemoryStore::pessimistic());
+//! store.seed(&demo_catalog(1, 4, Points(50_000))).await?;
+//! let queue = Arc::new(MemoryQueue::new(QueueConfig::default()));
+//! let service = TicketingService::new(store, ServiceConfig::default()).with_queue(queue);
+//!
+//! // Join the waiting room, get admitted, hold two seats, pay with points.
+//! let (ticket, _) = service.enqueue(UserId(7), ConcertId(1)).await?;
+//! let (other, _) = service.enqueue(UserId(8), ConcertId(1)).await?;
+//! service.admit().await?;
+//! service.charge(UserId(7), Points(100_000), None).await?;
+//! let hold = service
+//!     .hold(HoldRequest {
+//!         user_id: UserId(7),
+//!         option_id: OptionId(1),
+//!         seat_ids: vec![SeatId(1), SeatId(2)],
+//!         queue_token: Some(ticket.token.clone()),
+//!         idempotency_key: Some("order-1".into()),
+//!     })
+//!     .await?;
+//! let payment = service
+//!     .pay(PayRequest {
+//!         user_id: UserId(7),
+//!         reservation_id: hold.id,
+//!         queue_token: Some(ticket.token),
+//!         idempotency_key: None,
+//!     })
+//!     .await?;
+//! assert_eq!(payment.balance, Points(0));
+//!
+//! // Nobody else can take a sold seat.
+//! let err = service
+//!     .hold(HoldRequest {
+//!         user_id: UserId(8),
+//!         option_id: OptionId(1),
+//!         seat_ids: vec![SeatId(2)],
+//!         queue_token: Some(other.token),
+//!         idempotency_key: None,
+//!     })
+//!     .await
+//!     .unwrap_err();
+//! assert_eq!(err.code().as_str(), "seat_unavailable");
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
 
+pub use ticketing_core::*;
+
+/// The embedded in-process backend.
+#[cfg(feature = "memory")]
+pub use ticketing_memory as memory;
+
+mod demo;
+pub use demo::demo_catalog;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -12,7 +12,22 @@
 //! - `testkit` (feature): the conformance suite every backend runs.
 //!
 //! Backends live in their own crates (`ticketing-memory`, ...); the `ticketing` facade
-//! re-exports them. A runnable example that uses the memory store is on the facade crate.
+//! re-exports them and shows the whole flow. The rules themselves need no backend:
+//!
+//! ```
+//! use chrono::{Duration, Utc};
+//! use ticketing_core::{ReservationId, SeatState, rules};
+//!
+//! let now = Utc::now();
+//! let mine = ReservationId::new();
+//! let held = rules::hold_seat(SeatState::Available, mine, now + Duration::minutes(5), now)
+//!     .expect("an available seat can be held");
+//! // Someone else is turned away while the hold lasts...
+//! assert!(rules::hold_seat(held, ReservationId::new(), now, now).is_err());
+//! // ...and gets the seat the instant it ends, whether or not a sweeper ran.
+//! let later = now + Duration::minutes(5);
+//! assert!(rules::hold_seat(held, ReservationId::new(), later, later).is_ok());
+//! ```
 #![forbid(unsafe_code)]
 
 mod clock;
