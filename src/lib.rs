@@ -4,7 +4,8 @@
 //! selling a seat twice or losing a point of anyone's money.
 //!
 //! This facade re-exports [`ticketing_core`] (domain, state machine, traits, service, errors)
-//! and, behind features, the backends: `memory` (default) as [`memory`].
+//! and, behind features, the backends: `memory` (default) as `memory`, `postgres` as
+//! `postgres`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -64,6 +65,10 @@ pub use ticketing_core::*;
 /// The embedded in-process backend.
 #[cfg(feature = "memory")]
 pub use ticketing_memory as memory;
+
+/// The PostgreSQL backend.
+#[cfg(feature = "postgres")]
+pub use ticketing_postgres as postgres;
 
 mod demo;
 pub use demo::demo_catalog;

@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// A source of the current instant.
 pub trait Clock: Send + Sync + Debug + 'static {
@@ -11,13 +11,14 @@ pub trait Clock: Send + Sync + Debug + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// The system's wall clock.
+/// The system's wall clock, to the microsecond (the precision databases keep, so an instant
+/// read back from storage compares equal to the one written).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 
@@ -48,8 +49,9 @@ impl ManualClock {
 }
 
 impl Default for ManualClock {
+    /// Stopped at the current instant, to the microsecond.
     fn default() -> Self {
-        Self::new(Utc::now())
+        Self::new(Utc::now().trunc_subsecs(6))
     }
 }
 

@@ -14,7 +14,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Error, Points, Reservation, ReservationId, ReservationStatus, SeatId, SeatState};
+use crate::{
+    Error, FencingToken, Points, Reservation, ReservationId, ReservationStatus, SeatId, SeatState,
+};
 
 /// Whether a hold that ends at `expires_at` is over at `now` (the end instant is exclusive).
 pub fn is_expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -87,6 +89,17 @@ pub fn release_seat(state: SeatState, reservation: ReservationId) -> SeatState {
             SeatState::Available
         }
         other => other,
+    }
+}
+
+/// Whether a write carrying fencing token `mine` may touch a seat that has already accepted a
+/// write with token `seen`: a token older than one already accepted comes from a lock holder
+/// whose lease was lost, and must be refused (`lock_lost`). Writes without a token (strategies
+/// that do not use a lock manager) are not fenced.
+pub fn fence_allows(seen: Option<FencingToken>, mine: Option<FencingToken>) -> bool {
+    match (seen, mine) {
+        (Some(seen), Some(mine)) => mine >= seen,
+        _ => true,
     }
 }
 
@@ -355,6 +368,16 @@ mod tests {
             effective_status(&confirmed, end),
             ReservationStatus::Confirmed
         );
+    }
+
+    #[test]
+    fn fencing_refuses_only_older_tokens() {
+        let t = |n| Some(FencingToken(n));
+        assert!(fence_allows(None, t(1)));
+        assert!(fence_allows(t(5), t(5)));
+        assert!(fence_allows(t(5), t(6)));
+        assert!(!fence_allows(t(5), t(4)));
+        assert!(fence_allows(t(5), None));
     }
 
     #[test]

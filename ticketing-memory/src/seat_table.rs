@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use ticketing_core::{Error, FencingToken, Seat, SeatId, SeatState};
+use ticketing_core::{Error, FencingToken, Seat, SeatId, SeatState, rules};
 
 use crate::sync::{Arc, Mutex, RwLock, lock, read, write};
 
@@ -68,13 +68,6 @@ impl SeatCell {
 pub struct SeatTable {
     strategy: Strategy,
     cells: RwLock<HashMap<SeatId, Arc<SeatCell>>>,
-}
-
-fn fence_ok(current: Option<FencingToken>, fence: Option<FencingToken>) -> bool {
-    match (current, fence) {
-        (Some(seen), Some(mine)) => mine >= seen,
-        _ => true,
-    }
 }
 
 impl SeatTable {
@@ -168,7 +161,7 @@ where
     F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
 {
     let mut guards: Vec<_> = cells.iter().map(|c| lock(&c.slot)).collect();
-    if !guards.iter().all(|g| fence_ok(g.fence, fence)) {
+    if !guards.iter().all(|g| rules::fence_allows(g.fence, fence)) {
         return Err(Error::LockLost);
     }
     let states: Vec<SeatState> = guards.iter().map(|g| g.state).collect();
@@ -194,7 +187,7 @@ where
     for _ in 0..=max_retries {
         // Read phase: a consistent-enough snapshot, one seat at a time, no lock held between.
         let seen: Vec<Versioned> = cells.iter().map(|c| *lock(&c.slot)).collect();
-        if !seen.iter().all(|v| fence_ok(v.fence, fence)) {
+        if !seen.iter().all(|v| rules::fence_allows(v.fence, fence)) {
             return Err(Error::LockLost);
         }
         let states: Vec<SeatState> = seen.iter().map(|v| v.state).collect();

@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 use crate::{
     Catalog, Concert, ConcertId, Error, ErrorCode, HoldRequest, ManualClock, OptionId, PayRequest,
@@ -104,7 +104,7 @@ impl Harness {
         let concert = ConcertId(base);
         let option = OptionId(base + 1);
         let other_option = OptionId(base + 2);
-        let start = Utc::now();
+        let start = Utc::now().trunc_subsecs(6);
         let seat = |i: usize, opt: OptionId, price: Points| Seat {
             id: SeatId(base + 1000 + i as i64),
             option_id: opt,

@@ -1,0 +1,1 @@
+SELECT id, concert_id, starts_at FROM show_options WHERE id = $1

@@ -1,0 +1,1 @@
+UPDATE wallets SET balance = $2 WHERE user_id = $1

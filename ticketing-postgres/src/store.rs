@@ -1,0 +1,832 @@
+//! The PostgreSQL [`TicketStore`]. Every rule comes from `ticketing_core::rules`; SQL only
+//! loads, locks and stores.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
+use ticketing_core::rules::{self, Action};
+use ticketing_core::{
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
+    DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
+    OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
+    ReservationStatus, Result, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
+    UserId, async_trait,
+};
+use uuid::Uuid;
+
+#[cfg(feature = "pessimistic")]
+use crate::LockWait;
+use crate::error::{Fail, code, db};
+use crate::rows::{self, SeatRow};
+use crate::{PgConfig, PgStrategy};
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("../sql/", $name, ".sql"))
+    };
+}
+
+/// Run a transaction attempt again while it reports [`Fail::Retry`], at most `max_retries`
+/// more times.
+macro_rules! retrying {
+    ($self:ident, $attempt:expr) => {{
+        let mut retries = 0;
+        loop {
+            match $attempt.await {
+                Ok(v) => break Ok(v),
+                Err(Fail::Err(e)) => break Err(e),
+                Err(Fail::Retry(e)) if retries >= $self.config.max_retries => break Err(e),
+                Err(Fail::Retry(_)) => retries += 1,
+            }
+        }
+    }};
+}
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    config: PgConfig,
+}
+
+fn ids(seats: &[SeatId]) -> Vec<i64> {
+    seats.iter().map(|s| s.0).collect()
+}
+
+fn lost_race() -> Fail {
+    Fail::Retry(Error::Unavailable {
+        message: "seats changed while being written; retries exhausted".into(),
+        retryable: true,
+        source: None,
+    })
+}
+
+impl PgStore {
+    /// A store over an existing pool (run [`crate::migrate`] on it first). Its connections
+    /// should have a `lock_timeout` (see [`PgConfig::connect_options`]).
+    pub fn new(pool: PgPool, config: PgConfig) -> Self {
+        Self { pool, config }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgConfig {
+        &self.config
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Fail> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Load (and, pessimistically, lock) seats in id order; missing ids are `not_found`.
+    async fn load_seats(
+        &self,
+        conn: &mut PgConnection,
+        seat_ids: &[SeatId],
+        for_hold: bool,
+    ) -> Result<Vec<SeatRow>, Fail> {
+        let query = match self.config.strategy {
+            #[cfg(feature = "pessimistic")]
+            PgStrategy::Pessimistic {
+                lock_wait: LockWait::NoWait,
+            } if for_hold => sql!("seats_lock_nowait"),
+            #[cfg(feature = "pessimistic")]
+            PgStrategy::Pessimistic { .. } => sql!("seats_lock"),
+            #[cfg(feature = "optimistic")]
+            PgStrategy::Optimistic => sql!("seats_read"),
+        };
+        let mut wanted = ids(seat_ids);
+        wanted.sort_unstable();
+        let rows = match sqlx::query(query).bind(&wanted).fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            // NOWAIT: someone holds a lock on one of the seats right now.
+            Err(e) if for_hold && code(&e).as_deref() == Some("55P03") => {
+                return Err(Fail::Err(Error::SeatUnavailable {
+                    seats: seat_ids.to_vec(),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let rows = rows.iter().map(rows::seat).collect::<Result<Vec<_>, _>>()?;
+        if let Some(missing) = wanted
+            .iter()
+            .find(|id| !rows.iter().any(|r| r.seat.id.0 == **id))
+        {
+            return Err(Error::not_found("seat", missing).into());
+        }
+        Ok(rows)
+    }
+
+    /// Refuse a stale fencing token, then store the new states, each only if its version is
+    /// unchanged; a lost compare-and-set asks for a retry of the whole transaction.
+    async fn write_seats(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[SeatRow],
+        next: &[SeatState],
+        fence: Option<FencingToken>,
+    ) -> Result<(), Fail> {
+        if !rows.iter().all(|r| rules::fence_allows(r.fence, fence)) {
+            return Err(Error::LockLost.into());
+        }
+        let mut statuses = Vec::with_capacity(next.len());
+        let mut reservations = Vec::with_capacity(next.len());
+        let mut untils = Vec::with_capacity(next.len());
+        for state in next {
+            let (status, reservation, until) = rows::seat_columns(*state);
+            statuses.push(status);
+            reservations.push(reservation);
+            untils.push(until);
+        }
+        let written = sqlx::query(sql!("seats_write"))
+            .bind(rows.iter().map(|r| r.seat.id.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind(statuses)
+            .bind(reservations)
+            .bind(untils)
+            .bind(rows::fence_param(fence)?)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        if written == rows.len() as u64 {
+            Ok(())
+        } else {
+            Err(lost_race())
+        }
+    }
+
+    /// Create and lock the user's wallet row; returns the balance.
+    async fn lock_user(&self, conn: &mut PgConnection, user: UserId) -> Result<Points, Fail> {
+        let balance: i64 = sqlx::query_scalar(sql!("wallet_lock"))
+            .bind(user.0)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Points(balance))
+    }
+
+    async fn replay(
+        &self,
+        conn: &mut PgConnection,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<Option<StoredOutcome>, Fail> {
+        let Some(key) = key else { return Ok(None) };
+        let row = sqlx::query(sql!("idempotency_get"))
+            .bind(key.user_id.0)
+            .bind(&key.key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let record = IdempotencyRecord {
+                    fingerprint: row.try_get("fingerprint")?,
+                    outcome: row.try_get::<Json<StoredOutcome>, _>("outcome")?.0,
+                };
+                Ok(Some(record.replay(&key.fingerprint)?))
+            }
+        }
+    }
+
+    async fn remember(
+        &self,
+        conn: &mut PgConnection,
+        key: Option<&IdempotencyKey>,
+        outcome: StoredOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), Fail> {
+        if let Some(key) = key {
+            sqlx::query(sql!("idempotency_put"))
+                .bind(key.user_id.0)
+                .bind(&key.key)
+                .bind(&key.fingerprint)
+                .bind(Json(outcome))
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(
+        &self,
+        conn: &mut PgConnection,
+        at: DateTime<Utc>,
+        kind: EventKind,
+    ) -> Result<(), Fail> {
+        let event = DomainEvent::new(at, kind);
+        sqlx::query(sql!("outbox_insert"))
+            .bind(event.id.0)
+            .bind(at)
+            .bind(Json(&event))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn ledger(
+        &self,
+        conn: &mut PgConnection,
+        user: UserId,
+        kind: &str,
+        amount: Points,
+        reference: Option<Uuid>,
+        at: DateTime<Utc>,
+    ) -> Result<(), Fail> {
+        if amount.is_positive() {
+            sqlx::query(sql!("ledger_insert"))
+                .bind(user.0)
+                .bind(kind)
+                .bind(amount.0)
+                .bind(reference)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_balance(
+        &self,
+        conn: &mut PgConnection,
+        user: UserId,
+        balance: Points,
+    ) -> Result<(), Fail> {
+        sqlx::query(sql!("wallet_set"))
+            .bind(user.0)
+            .bind(balance.0)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_reservation(
+        &self,
+        conn: &mut PgConnection,
+        r: &Reservation,
+    ) -> Result<(), Fail> {
+        sqlx::query(sql!("reservation_update"))
+            .bind(r.id.0)
+            .bind(rows::status_str(r.status))
+            .bind(r.payment_id.map(|p| p.0))
+            .bind(r.refunded_amount.0)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_reservation(
+        &self,
+        conn: &mut PgConnection,
+        id: ReservationId,
+        lock: bool,
+    ) -> Result<Reservation, Fail> {
+        let query = if lock {
+            sql!("reservation_lock")
+        } else {
+            sql!("reservation_get")
+        };
+        let row = sqlx::query(query)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("reservation", id))?;
+        Ok(rows::reservation(&row)?)
+    }
+
+    async fn try_hold(&self, cmd: &HoldCommand) -> Result<Reservation, Fail> {
+        let mut tx = self.begin().await?;
+        self.lock_user(&mut tx, cmd.user_id).await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_hold()?);
+        }
+        if let Some(limit) = cmd.max_seats_per_user {
+            let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
+                .bind(cmd.user_id.0)
+                .bind(cmd.option_id.0)
+                .bind(cmd.now)
+                .fetch_one(&mut *tx)
+                .await?;
+            let would_have = owned.max(0) as u64 + cmd.seat_ids.len() as u64;
+            if would_have > u64::from(limit) {
+                return Err(Error::LimitExceeded { limit, would_have }.into());
+            }
+        }
+        let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
+        if let Some(r) = rows.iter().find(|r| r.seat.option_id != cmd.option_id) {
+            self.option(cmd.option_id).await?;
+            return Err(Error::invalid(format!(
+                "seat {} is not of option {}",
+                r.seat.id, cmd.option_id
+            ))
+            .into());
+        }
+        let amount = Points::checked_sum(rows.iter().map(|r| r.seat.price))?;
+        let decided: Vec<_> = rows
+            .iter()
+            .map(|r| rules::hold_seat(r.state, cmd.reservation_id, cmd.expires_at, cmd.now))
+            .collect();
+        let taken: Vec<SeatId> = rows
+            .iter()
+            .zip(&decided)
+            .filter(|(_, d)| d.is_err())
+            .map(|(r, _)| r.seat.id)
+            .collect();
+        if !taken.is_empty() {
+            return Err(Error::SeatUnavailable { seats: taken }.into());
+        }
+        let next: Vec<SeatState> = decided.into_iter().flatten().collect();
+        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
+        let reservation = Reservation {
+            id: cmd.reservation_id,
+            user_id: cmd.user_id,
+            option_id: cmd.option_id,
+            seat_ids: rows.iter().map(|r| r.seat.id).collect(),
+            status: ReservationStatus::Held,
+            amount,
+            expires_at: cmd.expires_at,
+            created_at: cmd.now,
+            payment_id: None,
+            refunded_amount: Points::ZERO,
+        };
+        sqlx::query(sql!("reservation_insert"))
+            .bind(reservation.id.0)
+            .bind(reservation.user_id.0)
+            .bind(reservation.option_id.0)
+            .bind(ids(&reservation.seat_ids))
+            .bind(amount.0)
+            .bind(reservation.expires_at)
+            .bind(reservation.created_at)
+            .execute(&mut *tx)
+            .await?;
+        let event = EventKind::HoldPlaced {
+            reservation_id: reservation.id,
+            user_id: reservation.user_id,
+            seat_ids: reservation.seat_ids.clone(),
+        };
+        self.emit(&mut tx, cmd.now, event).await?;
+        let outcome = StoredOutcome::Hold(reservation.clone());
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        tx.commit().await?;
+        Ok(reservation)
+    }
+
+    async fn try_confirm(&self, cmd: &ConfirmCommand) -> Result<Payment, Fail> {
+        let mut tx = self.begin().await?;
+        let peek = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, false)
+            .await?;
+        if peek.user_id != cmd.user_id {
+            return Err(Error::Forbidden.into());
+        }
+        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_payment()?);
+        }
+        let reservation = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, true)
+            .await?;
+        let transition = rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        if balance < reservation.amount {
+            return Err(Error::InsufficientPoints {
+                balance,
+                required: reservation.amount,
+            }
+            .into());
+        }
+        let balance = balance.checked_sub(reservation.amount)?;
+        let rows = self
+            .load_seats(&mut tx, &reservation.seat_ids, false)
+            .await?;
+        let next = rows
+            .iter()
+            .map(|r| rules::sell_seat(r.state, reservation.id, cmd.now))
+            .collect::<Result<Vec<_>>>()?;
+        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
+        let payment = Payment {
+            id: PaymentId::new(),
+            reservation_id: reservation.id,
+            user_id: cmd.user_id,
+            amount: reservation.amount,
+            balance,
+            created_at: cmd.now,
+        };
+        self.set_balance(&mut tx, cmd.user_id, balance).await?;
+        sqlx::query(sql!("payment_insert"))
+            .bind(payment.id.0)
+            .bind(payment.reservation_id.0)
+            .bind(payment.user_id.0)
+            .bind(payment.amount.0)
+            .bind(payment.balance.0)
+            .bind(payment.created_at)
+            .execute(&mut *tx)
+            .await?;
+        if let Err(e) = sqlx::query(sql!("sales_insert"))
+            .bind(ids(&reservation.seat_ids))
+            .bind(reservation.id.0)
+            .execute(&mut *tx)
+            .await
+        {
+            // The schema's last line of defence: the seat is already sold.
+            return Err(match code(&e).as_deref() {
+                Some("23505") => Error::SeatUnavailable {
+                    seats: reservation.seat_ids.clone(),
+                }
+                .into(),
+                _ => e.into(),
+            });
+        }
+        let confirmed = Reservation {
+            status: transition.to,
+            payment_id: Some(payment.id),
+            ..reservation
+        };
+        self.update_reservation(&mut tx, &confirmed).await?;
+        self.ledger(
+            &mut tx,
+            cmd.user_id,
+            "payment",
+            payment.amount,
+            Some(payment.id.0),
+            cmd.now,
+        )
+        .await?;
+        let event = EventKind::HoldConfirmed {
+            reservation_id: payment.reservation_id,
+            payment_id: payment.id,
+            amount: payment.amount,
+        };
+        self.emit(&mut tx, cmd.now, event).await?;
+        let outcome = StoredOutcome::Payment(payment.clone());
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        tx.commit().await?;
+        Ok(payment)
+    }
+
+    async fn try_cancel(&self, cmd: &CancelCommand) -> Result<Reservation, Fail> {
+        let mut tx = self.begin().await?;
+        let peek = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, false)
+            .await?;
+        if peek.user_id != cmd.user_id {
+            return Err(Error::Forbidden.into());
+        }
+        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
+        let reservation = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, true)
+            .await?;
+        let transition = rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let balance = balance.checked_add(transition.refund)?;
+        let rows = self
+            .load_seats(&mut tx, &reservation.seat_ids, false)
+            .await?;
+        let next: Vec<_> = rows
+            .iter()
+            .map(|r| rules::release_seat(r.state, reservation.id))
+            .collect();
+        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
+        sqlx::query(sql!("sales_delete"))
+            .bind(reservation.id.0)
+            .execute(&mut *tx)
+            .await?;
+        let cancelled = Reservation {
+            status: transition.to,
+            refunded_amount: transition.refund,
+            ..reservation
+        };
+        self.update_reservation(&mut tx, &cancelled).await?;
+        if transition.refund.is_positive() {
+            self.set_balance(&mut tx, cmd.user_id, balance).await?;
+            self.ledger(
+                &mut tx,
+                cmd.user_id,
+                "refund",
+                transition.refund,
+                Some(cancelled.id.0),
+                cmd.now,
+            )
+            .await?;
+        }
+        let event = EventKind::ReservationCancelled {
+            reservation_id: cancelled.id,
+            refunded: transition.refund,
+        };
+        self.emit(&mut tx, cmd.now, event).await?;
+        tx.commit().await?;
+        Ok(cancelled)
+    }
+
+    async fn try_expire(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ReservationId>, Fail> {
+        let mut tx = self.begin().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let due = sqlx::query(sql!("reservations_due"))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(rows::reservation)
+            .collect::<Result<Vec<_>, _>>()?;
+        let due: Vec<(Reservation, rules::Transition)> = due
+            .into_iter()
+            .filter_map(|r| {
+                rules::transition(&r, Action::Expire, now)
+                    .ok()
+                    .map(|t| (r, t))
+            })
+            .collect();
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        // All their seats at once, in id order, so sweepers and holds lock in one order.
+        let seat_ids: Vec<SeatId> = due.iter().flat_map(|(r, _)| r.seat_ids.clone()).collect();
+        let rows = self.load_seats(&mut tx, &seat_ids, false).await?;
+        let next: Vec<_> = rows
+            .iter()
+            .map(|row| {
+                due.iter()
+                    .fold(row.state, |state, (r, _)| rules::release_seat(state, r.id))
+            })
+            .collect();
+        self.write_seats(&mut tx, &rows, &next, None).await?;
+        let mut expired = Vec::with_capacity(due.len());
+        for (reservation, transition) in due {
+            let r = Reservation {
+                status: transition.to,
+                ..reservation
+            };
+            self.update_reservation(&mut tx, &r).await?;
+            self.emit(
+                &mut tx,
+                now,
+                EventKind::HoldExpired {
+                    reservation_id: r.id,
+                },
+            )
+            .await?;
+            expired.push(r.id);
+        }
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn try_charge(&self, cmd: &ChargeCommand) -> Result<Balance, Fail> {
+        let mut tx = self.begin().await?;
+        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_charge()?);
+        }
+        let balance = Balance {
+            user_id: cmd.user_id,
+            balance: balance.checked_add(cmd.amount)?,
+        };
+        self.set_balance(&mut tx, cmd.user_id, balance.balance)
+            .await?;
+        self.ledger(&mut tx, cmd.user_id, "charge", cmd.amount, None, cmd.now)
+            .await?;
+        let event = EventKind::PointsCharged {
+            user_id: cmd.user_id,
+            amount: cmd.amount,
+        };
+        self.emit(&mut tx, cmd.now, event).await?;
+        let outcome = StoredOutcome::Charge(balance);
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        tx.commit().await?;
+        Ok(balance)
+    }
+
+    async fn try_seed(&self, catalog: &Catalog) -> Result<(), Fail> {
+        let mut tx = self.begin().await?;
+        let c = &catalog.concerts;
+        sqlx::query(sql!("seed_concerts"))
+            .bind(c.iter().map(|c| c.id.0).collect::<Vec<_>>())
+            .bind(c.iter().map(|c| c.title.clone()).collect::<Vec<_>>())
+            .bind(c.iter().map(|c| c.venue.clone()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        let o = &catalog.options;
+        sqlx::query(sql!("seed_options"))
+            .bind(o.iter().map(|o| o.id.0).collect::<Vec<_>>())
+            .bind(o.iter().map(|o| o.concert_id.0).collect::<Vec<_>>())
+            .bind(o.iter().map(|o| o.starts_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        let s = &catalog.seats;
+        sqlx::query(sql!("seed_seats"))
+            .bind(s.iter().map(|s| s.id.0).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.option_id.0).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.seat_no.clone()).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.grade.clone()).collect::<Vec<_>>())
+            .bind(s.iter().map(|s| s.price.0).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn done<T>(r: Result<T, Fail>) -> Result<T> {
+    r.map_err(|f| match f {
+        Fail::Retry(e) | Fail::Err(e) => e,
+    })
+}
+
+#[async_trait]
+impl TicketStore for PgStore {
+    async fn seed(&self, catalog: &Catalog) -> Result<()> {
+        done(self.try_seed(catalog).await)
+    }
+
+    async fn concerts(&self) -> Result<Vec<Concert>> {
+        let rows = sqlx::query(sql!("concerts"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(rows::concert)
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
+    async fn concert(&self, concert: ConcertId) -> Result<Concert> {
+        let row = sqlx::query(sql!("concert"))
+            .bind(concert.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("concert", concert))?;
+        rows::concert(&row).map_err(db)
+    }
+
+    async fn options(&self, concert: ConcertId, now: DateTime<Utc>) -> Result<Vec<OptionSummary>> {
+        self.concert(concert).await?;
+        let rows = sqlx::query(sql!("options_of_concert"))
+            .bind(concert.0)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let total: i64 = row.try_get("total")?;
+                let available: i64 = row.try_get("available")?;
+                Ok(OptionSummary {
+                    option: rows::option(row)?,
+                    total_seats: total.max(0) as u64,
+                    available_seats: available.max(0) as u64,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db)
+    }
+
+    async fn option(&self, option: OptionId) -> Result<ShowOption> {
+        let row = sqlx::query(sql!("option"))
+            .bind(option.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("option", option))?;
+        rows::option(&row).map_err(db)
+    }
+
+    async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
+        self.option(option).await?;
+        let rows = sqlx::query(sql!("seats_of_option"))
+            .bind(option.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let r = rows::seat(row)?;
+                Ok(SeatView {
+                    status: rules::effective_seat_state(r.state, now).status(),
+                    seat: r.seat,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db)
+    }
+
+    async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
+        retrying!(self, self.try_hold(&cmd))
+    }
+
+    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+        retrying!(self, self.try_confirm(&cmd))
+    }
+
+    async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
+        retrying!(self, self.try_cancel(&cmd))
+    }
+
+    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ReservationId>> {
+        retrying!(self, self.try_expire(now, limit))
+    }
+
+    async fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let r = done(self.fetch_reservation(&mut conn, id, false).await)?;
+        Ok(rules::effective(&r, now))
+    }
+
+    async fn user_reservations(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reservation>> {
+        let rows = sqlx::query(sql!("reservations_of_user"))
+            .bind(user.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| rows::reservation(row).map(|r| rules::effective(&r, now)))
+            .collect::<Result<_, _>>()
+            .map_err(db)
+    }
+
+    async fn charge(&self, cmd: ChargeCommand) -> Result<Balance> {
+        if !cmd.amount.is_positive() {
+            return Err(Error::invalid("amount must be positive"));
+        }
+        retrying!(self, self.try_charge(&cmd))
+    }
+
+    async fn balance(&self, user: UserId) -> Result<Points> {
+        let balance: Option<i64> = sqlx::query_scalar(sql!("wallet_balance"))
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Points(balance.unwrap_or(0)))
+    }
+
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(sql!("idempotency_get"))
+            .bind(user.0)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| {
+            Ok(IdempotencyRecord {
+                fingerprint: row.try_get("fingerprint")?,
+                outcome: row.try_get::<Json<StoredOutcome>, _>("outcome")?.0,
+            })
+        })
+        .transpose()
+        .map_err(db)
+    }
+
+    async fn outbox_read(&self, after: u64, limit: usize) -> Result<Vec<OutboxRecord>> {
+        let rows = sqlx::query(sql!("outbox_read"))
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                Ok(OutboxRecord {
+                    seq: seq.max(0) as u64,
+                    event: row.try_get::<Json<DomainEvent>, _>("payload")?.0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db)
+    }
+
+    async fn outbox_ack(&self, up_to: u64) -> Result<()> {
+        sqlx::query(sql!("outbox_ack"))
+            .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn health(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}

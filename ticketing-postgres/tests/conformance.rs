@@ -1,0 +1,61 @@
+//! The whole conformance suite on real PostgreSQL, for each strategy.
+
+mod common;
+
+use ticketing_core::testkit::{TestBackend, queue_config};
+use ticketing_memory::MemoryQueue;
+use ticketing_postgres::PgConfig;
+
+async fn backend(config: PgConfig) -> Option<TestBackend> {
+    let store = common::fresh_store(config).await?;
+    Some(TestBackend::new(store, MemoryQueue::new(queue_config())))
+}
+
+#[cfg(feature = "pessimistic")]
+mod pessimistic {
+    use ticketing_postgres::{LockWait, PgConfig, PgStrategy};
+
+    async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+        super::backend(PgConfig {
+            strategy: PgStrategy::Pessimistic {
+                lock_wait: LockWait::Wait,
+            },
+            ..PgConfig::default()
+        })
+        .await
+    }
+
+    ticketing_core::conformance_suite!(backend);
+}
+
+#[cfg(feature = "pessimistic")]
+mod pessimistic_nowait {
+    use ticketing_postgres::{LockWait, PgConfig, PgStrategy};
+
+    async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+        super::backend(PgConfig {
+            strategy: PgStrategy::Pessimistic {
+                lock_wait: LockWait::NoWait,
+            },
+            ..PgConfig::default()
+        })
+        .await
+    }
+
+    ticketing_core::conformance_suite!(backend);
+}
+
+#[cfg(feature = "optimistic")]
+mod optimistic {
+    use ticketing_postgres::{PgConfig, PgStrategy};
+
+    async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+        super::backend(PgConfig {
+            strategy: PgStrategy::Optimistic,
+            ..PgConfig::default()
+        })
+        .await
+    }
+
+    ticketing_core::conformance_suite!(backend);
+}

@@ -1,0 +1,199 @@
+//! Two independent pools ("two instances" of a service) race 500 buyers over 50 seats on one
+//! database; afterwards no seat is confirmed twice and every wallet balances to the point.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::Row;
+use ticketing_core::{
+    Catalog, Concert, ConcertId, ErrorCode, HoldRequest, OptionId, PayRequest, Points, Seat,
+    SeatId, ServiceConfig, ShowOption, TicketStore, TicketingService, UserId,
+};
+use ticketing_postgres::{PgConfig, PgStore};
+
+const BUYERS: i64 = 500;
+const SEATS: i64 = 50;
+const PRICE: i64 = 1_000;
+const CHARGE: i64 = 5_000;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    paid: i64,
+    refunded: i64,
+}
+
+async fn buyer(service: TicketingService, user: UserId) -> Tally {
+    let mut tally = Tally::default();
+    service
+        .charge(user, Points(CHARGE), None)
+        .await
+        .expect("charge");
+    for attempt in 0..3 {
+        let seat = SeatId((user.0 * 7 + attempt * 13) % SEATS + 1);
+        let hold = match service
+            .hold(HoldRequest {
+                user_id: user,
+                option_id: OptionId(1),
+                seat_ids: vec![seat],
+                queue_token: None,
+                idempotency_key: None,
+            })
+            .await
+        {
+            Ok(hold) => hold,
+            Err(e) if e.code() == ErrorCode::SeatUnavailable => continue,
+            Err(e) => panic!("hold failed unexpectedly: {e:?}"),
+        };
+        let paid = service
+            .pay(PayRequest {
+                user_id: user,
+                reservation_id: hold.id,
+                queue_token: None,
+                idempotency_key: None,
+            })
+            .await
+            .expect("paying a fresh hold");
+        tally.paid += paid.amount.0;
+        if user.0 % 5 == 0 {
+            let cancelled = service.cancel(user, hold.id).await.expect("cancel");
+            tally.refunded += cancelled.refunded_amount.0;
+        }
+        break;
+    }
+    tally
+}
+
+async fn race(config: PgConfig) {
+    let Some((pool_a, options)) = common::fresh_schema(&config).await else {
+        return;
+    };
+    let pool_b = config.pool(options).await.expect("second pool");
+    let a = PgStore::new(pool_a.clone(), config.clone());
+    let b = PgStore::new(pool_b, config);
+    a.seed(&Catalog {
+        concerts: vec![Concert {
+            id: ConcertId(1),
+            title: "Rush".into(),
+            venue: "Hall".into(),
+        }],
+        options: vec![ShowOption {
+            id: OptionId(1),
+            concert_id: ConcertId(1),
+            starts_at: chrono::Utc::now(),
+        }],
+        seats: (1..=SEATS)
+            .map(|i| Seat {
+                id: SeatId(i),
+                option_id: OptionId(1),
+                seat_no: format!("A-{i}"),
+                grade: "R".into(),
+                price: Points(PRICE),
+            })
+            .collect(),
+    })
+    .await
+    .expect("seed");
+    let services = [
+        TicketingService::new(Arc::new(a), ServiceConfig::default()),
+        TicketingService::new(Arc::new(b), ServiceConfig::default()),
+    ];
+    let tasks: Vec<_> = (1..=BUYERS)
+        .map(|u| {
+            let service = services[(u % 2) as usize].clone();
+            tokio::spawn(async move { (u, buyer(service, UserId(u)).await) })
+        })
+        .collect();
+    let mut tallies = HashMap::new();
+    for t in tasks {
+        let (u, tally) = t.await.expect("buyer task");
+        tallies.insert(u, tally);
+    }
+
+    // No seat in two confirmed reservations; the sales table agrees.
+    let doubles: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT s FROM reservations, unnest(seat_ids) s \
+         WHERE status = 'confirmed' GROUP BY s HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pool_a)
+    .await
+    .expect("query");
+    assert_eq!(doubles, 0, "a seat was confirmed twice");
+    let confirmed: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(cardinality(seat_ids)), 0)::BIGINT FROM reservations WHERE status = 'confirmed'",
+    )
+    .fetch_one(&pool_a)
+    .await
+    .expect("query");
+    let sold: i64 = sqlx::query_scalar("SELECT count(*) FROM seats WHERE status = 'sold'")
+        .fetch_one(&pool_a)
+        .await
+        .expect("query");
+    let sales: i64 = sqlx::query_scalar("SELECT count(*) FROM seat_sales")
+        .fetch_one(&pool_a)
+        .await
+        .expect("query");
+    assert_eq!((sold, sales), (confirmed, confirmed));
+    assert!(confirmed > 0 && confirmed <= SEATS);
+
+    // Every wallet: charged - paid + refunded, by the client's tally and by the ledger.
+    let rows = sqlx::query(
+        "SELECT w.user_id, w.balance, \
+           coalesce(sum(l.amount) FILTER (WHERE l.kind = 'charge'), 0)::BIGINT AS charged, \
+           coalesce(sum(l.amount) FILTER (WHERE l.kind = 'payment'), 0)::BIGINT AS paid, \
+           coalesce(sum(l.amount) FILTER (WHERE l.kind = 'refund'), 0)::BIGINT AS refunded \
+         FROM wallets w LEFT JOIN wallet_ledger l ON l.user_id = w.user_id GROUP BY w.user_id",
+    )
+    .fetch_all(&pool_a)
+    .await
+    .expect("query");
+    assert_eq!(rows.len() as i64, BUYERS);
+    for row in rows {
+        let user: i64 = row.get("user_id");
+        let balance: i64 = row.get("balance");
+        let tally = tallies[&user];
+        assert_eq!(
+            balance,
+            CHARGE - tally.paid + tally.refunded,
+            "user {user} (client tally)"
+        );
+        let ledger: i64 = row.get::<i64, _>("charged") - row.get::<i64, _>("paid")
+            + row.get::<i64, _>("refunded");
+        assert_eq!(balance, ledger, "user {user} (ledger)");
+    }
+}
+
+#[cfg(feature = "optimistic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_optimistic_never_oversell() {
+    race(PgConfig {
+        strategy: ticketing_postgres::PgStrategy::Optimistic,
+        ..PgConfig::default()
+    })
+    .await;
+}
+
+#[cfg(feature = "pessimistic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_pessimistic_never_oversell() {
+    race(PgConfig {
+        strategy: ticketing_postgres::PgStrategy::Pessimistic {
+            lock_wait: ticketing_postgres::LockWait::Wait,
+        },
+        ..PgConfig::default()
+    })
+    .await;
+}
+
+#[cfg(feature = "pessimistic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_pessimistic_nowait_never_oversell() {
+    race(PgConfig {
+        strategy: ticketing_postgres::PgStrategy::Pessimistic {
+            lock_wait: ticketing_postgres::LockWait::NoWait,
+        },
+        ..PgConfig::default()
+    })
+    .await;
+}
