@@ -33,6 +33,7 @@
 mod clock;
 mod domain;
 mod error;
+mod fenced;
 mod idempotency;
 mod ids;
 mod lock;
@@ -50,6 +51,7 @@ pub use domain::{
     Reservation, ReservationStatus, Seat, SeatState, SeatStatus, SeatView, ShowOption,
 };
 pub use error::{BoxError, Error, ErrorCode, Result};
+pub use fenced::{FencedStore, seat_key};
 pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
 pub use ids::{
     ConcertId, EventId, FencingToken, OptionId, PaymentId, ReservationId, SeatId, UserId,

@@ -14,6 +14,7 @@ mod pessimistic {
     }
 
     ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
 }
 
 #[cfg(feature = "optimistic")]
@@ -26,6 +27,29 @@ mod optimistic {
             MemoryStore::optimistic(),
             MemoryQueue::new(queue_config()),
         ))
+    }
+
+    ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
+}
+
+/// The distributed-lock strategy over the memory store, with the in-process lock manager.
+#[cfg(feature = "pessimistic")]
+mod distributed_lock {
+    use std::sync::Arc;
+
+    use chrono::Duration;
+    use ticketing_core::testkit::{TestBackend, queue_config};
+    use ticketing_core::{FencedStore, SystemClock};
+    use ticketing_memory::{MemoryLockManager, MemoryQueue, MemoryStore};
+
+    async fn backend() -> Option<TestBackend> {
+        let store = FencedStore::new(
+            Arc::new(MemoryStore::pessimistic()),
+            Arc::new(MemoryLockManager::new(Arc::new(SystemClock))),
+            Duration::seconds(5),
+        );
+        Some(TestBackend::new(store, MemoryQueue::new(queue_config())))
     }
 
     ticketing_core::conformance_suite!(backend);

@@ -26,6 +26,7 @@ mod pessimistic {
     }
 
     ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
 }
 
 #[cfg(feature = "pessimistic")]
@@ -43,6 +44,7 @@ mod pessimistic_nowait {
     }
 
     ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
 }
 
 #[cfg(feature = "optimistic")]
@@ -58,4 +60,5 @@ mod optimistic {
     }
 
     ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
 }

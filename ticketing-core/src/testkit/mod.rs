@@ -319,6 +319,15 @@ macro_rules! conformance_suite {
     };
 }
 
+/// The store-level fencing test, for stores themselves (not for a
+/// [`FencedStore`](crate::FencedStore), which sets the tokens of its own lock manager).
+#[macro_export]
+macro_rules! fencing_conformance {
+    ($factory:path) => {
+        $crate::__conformance_cases!($factory; stale_fencing_tokens_are_refused);
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {

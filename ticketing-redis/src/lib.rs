@@ -1,0 +1,61 @@
+//! # ticketing-redis
+//!
+//! Redis backends of `ticketing`, on redis-rs (tokio, `ConnectionManager`, scripts run by SHA):
+//!
+//! - [`RedisLockManager`] (feature `distributed-lock`): leases several seat keys at once, all or
+//!   none, with a fencing token from per-key counters; released by compare-and-delete. Pair it
+//!   with [`ticketing_core::FencedStore`] so a holder whose lease lapsed can never write.
+//! - [`RedisQueue`] (feature `queue`): the waiting room on sorted sets; enqueue, status and
+//!   admission are single Lua scripts, so several admitters never over-admit.
+//! - [`RedisEventPublisher`] (feature `events`): publishes outbox events to a Redis Stream.
+//!
+//! Every key starts with a configurable prefix and carries a hash tag — `{opt:<id>}` for seat
+//! locks, `{c:<id>}` for a concert's queue — so keys used together share a Cluster slot. The
+//! Lua scripts live in `lua/`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ticketing_core::Error> {
+//! use ticketing_core::QueueConfig;
+//! let conn = ticketing_redis::connect("redis://127.0.0.1:6379").await?;
+//! let queue = ticketing_redis::RedisQueue::new(conn.clone(), "ticketing:", QueueConfig::default());
+//! let locks = ticketing_redis::RedisLockManager::new(conn, "ticketing:");
+//! # let _ = (queue, locks);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "events")]
+mod events;
+#[cfg(feature = "distributed-lock")]
+mod lock;
+#[cfg(feature = "queue")]
+mod queue;
+
+use redis::aio::ConnectionManager;
+use ticketing_core::Error;
+
+#[cfg(feature = "events")]
+pub use events::RedisEventPublisher;
+#[cfg(feature = "distributed-lock")]
+pub use lock::RedisLockManager;
+#[cfg(feature = "queue")]
+pub use queue::RedisQueue;
+
+/// Connect to `url` with a connection manager (reconnects by itself; cheap to clone).
+pub async fn connect(url: &str) -> Result<ConnectionManager, Error> {
+    let client = redis::Client::open(url).map_err(|e| Error::backend("redis URL", false, e))?;
+    client
+        .get_connection_manager()
+        .await
+        .map_err(|e| Error::backend("connecting to redis", true, e))
+}
+
+/// Map a Redis error, keeping it as the source.
+pub(crate) fn backend(e: redis::RedisError) -> Error {
+    let retryable = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error();
+    Error::backend("redis", retryable, e)
+}

@@ -1,0 +1,200 @@
+//! The Redis [`WaitingQueue`]: per concert a sorted set of waiting tokens (score: arrival
+//! sequence) and one of admitted tokens (score: admission end).
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use ticketing_core::{
+    ConcertId, Error, QueueConfig, QueueStatus, QueueTicket, QueueToken, Result, UserId,
+    WaitingQueue, async_trait,
+};
+use uuid::Uuid;
+
+use crate::backend;
+
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/queue_enqueue.lua")));
+static STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/queue_status.lua")));
+static ADMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/queue_admit.lua")));
+
+/// The waiting room in Redis; any number of processes may share it.
+#[derive(Clone)]
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    prefix: String,
+    config: QueueConfig,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("prefix", &self.prefix)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// A token's stored fields.
+struct Entry {
+    concert: ConcertId,
+    user: UserId,
+    seq: u64,
+    /// Admission end, in microseconds.
+    until: Option<i64>,
+    /// The concert's highest admitted sequence number.
+    through: u64,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+impl RedisQueue {
+    /// A queue whose keys start with `prefix`, admitting as `config` says.
+    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, config: QueueConfig) -> Self {
+        Self {
+            conn,
+            prefix: prefix.into(),
+            config,
+        }
+    }
+
+    /// A concert's key `name`, tagged so all of one concert's keys share a Cluster slot.
+    fn key(&self, concert: ConcertId, name: &str) -> String {
+        format!("{}{{c:{}}}:{name}", self.prefix, concert)
+    }
+
+    fn concerts_key(&self) -> String {
+        format!("{}queue:concerts", self.prefix)
+    }
+
+    /// Tokens carry their concert so their keys can be found: `<concert>.<random>`.
+    fn parse(token: &QueueToken) -> Option<ConcertId> {
+        let (concert, rest) = token.0.split_once('.')?;
+        let id: i64 = concert.parse().ok()?;
+        (id > 0 && !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(ConcertId(id))
+    }
+
+    fn ticket(&self, token: &QueueToken, e: Entry, now: DateTime<Utc>) -> QueueTicket {
+        let Entry {
+            concert,
+            user,
+            seq,
+            until,
+            through,
+        } = e;
+        let status = match until.and_then(DateTime::<Utc>::from_timestamp_micros) {
+            Some(until) if until > now => QueueStatus::Admitted { until },
+            Some(_) => QueueStatus::Expired,
+            None => QueueStatus::Waiting {
+                position: seq.saturating_sub(through),
+            },
+        };
+        let estimated_wait_seconds = match status {
+            QueueStatus::Waiting { position } => self.config.estimated_wait_seconds(position),
+            _ => 0,
+        };
+        QueueTicket {
+            token: token.clone(),
+            user_id: user,
+            concert_id: concert,
+            status,
+            estimated_wait_seconds,
+        }
+    }
+}
+
+#[async_trait]
+impl WaitingQueue for RedisQueue {
+    async fn enqueue(
+        &self,
+        user: UserId,
+        concert: ConcertId,
+        now: DateTime<Utc>,
+    ) -> Result<(QueueTicket, bool)> {
+        let fresh = format!("{}.{}", concert, Uuid::new_v4().simple());
+        let (token, created): (String, u8) = ENQUEUE
+            .key(self.key(concert, &format!("u:{user}")))
+            .key(self.key(concert, "seq"))
+            .key(self.key(concert, "waiting"))
+            .key(self.concerts_key())
+            .arg(&fresh)
+            .arg(user.0)
+            .arg(micros(now))
+            .arg(self.key(concert, "t:"))
+            .arg(concert.0)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        let ticket = self.status(&QueueToken(token), now).await?;
+        Ok((ticket, created == 1))
+    }
+
+    async fn status(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket> {
+        let unknown = || Error::not_found("queue token", token);
+        let concert = Self::parse(token).ok_or_else(unknown)?;
+        let fields: Vec<String> = STATUS
+            .key(self.key(concert, &format!("t:{}", token.0)))
+            .key(self.key(concert, "through"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        let [user, seq, until, through] = fields.as_slice() else {
+            return Err(unknown());
+        };
+        let corrupt = |what: &str| Error::Unavailable {
+            message: format!("corrupt queue entry: {what}"),
+            retryable: false,
+            source: None,
+        };
+        let user = user.parse().map_err(|_| corrupt("user"))?;
+        let seq = seq.parse().map_err(|_| corrupt("seq"))?;
+        let until = if until.is_empty() {
+            None
+        } else {
+            Some(until.parse::<f64>().map_err(|_| corrupt("until"))? as i64)
+        };
+        let through = through.parse().map_err(|_| corrupt("through"))?;
+        let entry = Entry {
+            concert,
+            user: UserId(user),
+            seq,
+            until,
+            through,
+        };
+        Ok(self.ticket(token, entry, now))
+    }
+
+    async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let concerts: Vec<i64> = conn.smembers(self.concerts_key()).await.map_err(backend)?;
+        let mut total = 0;
+        for concert in concerts.into_iter().map(ConcertId) {
+            let admitted: u64 = ADMIT
+                .key(self.key(concert, "waiting"))
+                .key(self.key(concert, "admitted"))
+                .key(self.key(concert, "through"))
+                .key(self.key(concert, "last"))
+                .arg(micros(now))
+                .arg(self.config.admit_per_sec)
+                .arg(self.config.max_active)
+                .arg(
+                    self.config
+                        .active_ttl
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX),
+                )
+                .arg(self.key(concert, "t:"))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(backend)?;
+            total += admitted;
+        }
+        Ok(total)
+    }
+}

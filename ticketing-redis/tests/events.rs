@@ -1,0 +1,47 @@
+//! Outbox events reach a Redis Stream in order, with their ids for de-duplication.
+
+mod common;
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use redis::AsyncCommands;
+use ticketing_core::{DomainEvent, EventKind, OutboxRecord, Points, UserId};
+use ticketing_redis::RedisEventPublisher;
+
+#[tokio::test]
+async fn published_events_arrive_in_order_with_their_ids() {
+    let Some((mut conn, prefix)) = common::redis().await else {
+        return;
+    };
+    let stream = format!("{prefix}events");
+    let publisher = RedisEventPublisher::new(conn.clone(), stream.clone());
+    let records: Vec<OutboxRecord> = (1..=3)
+        .map(|seq| OutboxRecord {
+            seq,
+            event: DomainEvent::new(
+                Utc::now(),
+                EventKind::PointsCharged {
+                    user_id: UserId(seq as i64),
+                    amount: Points(10),
+                },
+            ),
+        })
+        .collect();
+    let ids = publisher.publish(&records).await.expect("publish");
+    assert_eq!(ids.len(), 3);
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(&stream).await.expect("xrange");
+    assert_eq!(entries.ids.len(), 3);
+    for (entry, record) in entries.ids.iter().zip(&records) {
+        let fields: HashMap<String, String> = entry
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), redis::from_redis_value_ref(v).expect("string")))
+            .collect();
+        assert_eq!(fields["event_id"], record.event.id.to_string());
+        assert_eq!(fields["seq"], record.seq.to_string());
+        let event: DomainEvent = serde_json::from_str(&fields["payload"]).expect("json");
+        assert_eq!(event, record.event);
+    }
+    let _: () = conn.del(&stream).await.expect("cleanup");
+}
