@@ -1,0 +1,95 @@
+//! Building the store and the queue the configuration names.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use ticketing::{
+    Error, FencedStore, Points, QueueConfig, ServiceConfig, TicketStore, TicketingService,
+    WaitingQueue, demo_catalog,
+};
+use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
+use ticketing_postgres::{LockWait, PgConfig, PgStore, PgStrategy};
+use ticketing_redis::{RedisLockManager, RedisQueue};
+
+use super::config::{Config, QueueKind, StoreKind, StrategyKind};
+
+fn need<'a>(url: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
+    url.as_deref()
+        .ok_or_else(|| Error::invalid(format!("{name} must be set for this configuration")))
+}
+
+/// The service the configuration describes, with the demo catalog seeded if the store is empty.
+pub async fn build(config: &Config) -> Result<TicketingService, Error> {
+    let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
+        (StoreKind::Memory, StrategyKind::Pessimistic | StrategyKind::DistributedLock) => {
+            Arc::new(MemoryStore::new(Strategy::Pessimistic))
+        }
+        (StoreKind::Memory, StrategyKind::Optimistic) => {
+            Arc::new(MemoryStore::new(Strategy::Optimistic { max_retries: 16 }))
+        }
+        (StoreKind::Postgres, strategy) => {
+            let pg = PgConfig {
+                strategy: match strategy {
+                    StrategyKind::Pessimistic => PgStrategy::Pessimistic {
+                        lock_wait: LockWait::NoWait,
+                    },
+                    StrategyKind::Optimistic | StrategyKind::DistributedLock => {
+                        PgStrategy::Optimistic
+                    }
+                },
+                max_connections: config.pg_pool,
+                ..PgConfig::default()
+            };
+            let store = PgStore::connect(need(&config.database_url, "DATABASE_URL")?, pg).await?;
+            ticketing_postgres::migrate(store.pool()).await?;
+            Arc::new(store)
+        }
+    };
+    let redis = match (config.strategy, config.queue) {
+        (StrategyKind::DistributedLock, _) | (_, QueueKind::Redis) => {
+            Some(ticketing_redis::connect(need(&config.redis_url, "REDIS_URL")?).await?)
+        }
+        _ => None,
+    };
+    let store: Arc<dyn TicketStore> = match (config.strategy, redis.clone()) {
+        (StrategyKind::DistributedLock, Some(conn)) => Arc::new(FencedStore::new(
+            base,
+            Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())),
+            Duration::seconds(5),
+        )),
+        _ => base,
+    };
+    let queue_config = QueueConfig {
+        admit_per_sec: config.queue_admit_per_sec,
+        max_active: config.queue_max_active,
+        active_ttl: Duration::seconds(i64::from(config.queue_active_ttl_secs)),
+    };
+    let queue: Arc<dyn WaitingQueue> = match (config.queue, redis) {
+        (QueueKind::Redis, Some(conn)) => Arc::new(RedisQueue::new(
+            conn,
+            config.redis_prefix.clone(),
+            queue_config,
+        )),
+        _ => Arc::new(MemoryQueue::new(queue_config)),
+    };
+    if store.concerts().await?.is_empty() {
+        let catalog = demo_catalog(config.demo_concerts, config.demo_seats, Points(50_000));
+        match store.seed(&catalog).await {
+            // Another instance seeded it first: fine.
+            Err(e) if e.code() == ticketing::ErrorCode::InvalidRequest => {
+                tracing::info!("demo catalog already present: {e}")
+            }
+            other => other?,
+        }
+    }
+    let service = TicketingService::new(
+        store,
+        ServiceConfig {
+            hold_ttl: Duration::seconds(i64::from(config.hold_ttl_secs)),
+            max_seats_per_user: config.max_seats_per_user,
+            ..ServiceConfig::default()
+        },
+    )
+    .with_queue(queue);
+    Ok(service)
+}

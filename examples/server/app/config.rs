@@ -1,0 +1,94 @@
+//! Configuration: the `TICKETING_*` variables of API.md, mirrored as flags.
+
+use clap::{Parser, ValueEnum};
+
+/// Which store holds seats, reservations and wallets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In process memory (nothing survives a restart).
+    Memory,
+    /// PostgreSQL at `DATABASE_URL`.
+    Postgres,
+}
+
+/// How seat writes are guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyKind {
+    /// Row / seat locks.
+    Pessimistic,
+    /// Version compare-and-set.
+    Optimistic,
+    /// A Redis lease with a fencing token in front of the store.
+    DistributedLock,
+}
+
+/// Where the waiting queue lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueKind {
+    /// In process memory.
+    Memory,
+    /// Redis at `REDIS_URL`.
+    Redis,
+}
+
+/// The example server of `ticketing` (API.md).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "server", version)]
+pub struct Config {
+    /// Listen address.
+    #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Store backend.
+    #[arg(long, env = "TICKETING_STORE", value_enum, default_value = "memory")]
+    pub store: StoreKind,
+    /// Seat-guarding strategy.
+    #[arg(
+        long,
+        env = "TICKETING_STRATEGY",
+        value_enum,
+        default_value = "optimistic"
+    )]
+    pub strategy: StrategyKind,
+    /// Waiting-queue backend.
+    #[arg(long, env = "TICKETING_QUEUE", value_enum, default_value = "memory")]
+    pub queue: QueueKind,
+    /// PostgreSQL URL (for `--store postgres`).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis URL (for `--queue redis` and `--strategy distributed-lock`).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "TICKETING_REDIS_PREFIX", default_value = "ticketing:")]
+    pub redis_prefix: String,
+    /// How long a hold lasts, in seconds.
+    #[arg(long, env = "TICKETING_HOLD_TTL_SECS", default_value_t = 300)]
+    pub hold_ttl_secs: u32,
+    /// Seats per user and option, held plus sold.
+    #[arg(long, env = "TICKETING_MAX_SEATS_PER_USER", default_value_t = 4)]
+    pub max_seats_per_user: u32,
+    /// Admission rate of the waiting queue, per second.
+    #[arg(long, env = "TICKETING_QUEUE_ADMIT_PER_SEC", default_value_t = 500)]
+    pub queue_admit_per_sec: u32,
+    /// Admitted tokens at once.
+    #[arg(long, env = "TICKETING_QUEUE_MAX_ACTIVE", default_value_t = 10_000)]
+    pub queue_max_active: u32,
+    /// How long an admitted token stays valid, in seconds.
+    #[arg(long, env = "TICKETING_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600)]
+    pub queue_active_ttl_secs: u32,
+    /// Demo catalog: concerts, each with 2 options.
+    #[arg(long, env = "TICKETING_DEMO_CONCERTS", default_value_t = 3)]
+    pub demo_concerts: u32,
+    /// Demo catalog: seats per option.
+    #[arg(long, env = "TICKETING_DEMO_SEATS", default_value_t = 1000)]
+    pub demo_seats: u32,
+    /// Connections of the PostgreSQL pool.
+    #[arg(long, env = "TICKETING_PG_POOL", default_value_t = 16)]
+    pub pg_pool: u32,
+    /// Per-request time limit, in milliseconds.
+    #[arg(long, env = "TICKETING_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}

@@ -1,0 +1,159 @@
+//! The example server as a library of its own, so tests can start it in-process.
+
+pub mod backends;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use ticketing::TicketingService;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: TicketingService,
+    pub metrics: PrometheusHandle,
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every router).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Count and time every request by route and status; give any bare error answer (unknown
+/// route, wrong method, time-out) a problem+json body with a code.
+async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error())
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_none_or(|v| v != "application/problem+json")
+    {
+        let detail = status.canonical_reason().unwrap_or("error").to_owned();
+        let status = if status == StatusCode::REQUEST_TIMEOUT {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            status
+        };
+        let ids = response.headers().get("x-request-id").cloned();
+        response = error::problem(status, error::code_for_status(status), &detail);
+        if let Some(id) = ids {
+            response.headers_mut().insert("x-request-id", id);
+        }
+    }
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", response.status().as_u16().to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels[..2])
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// The router of API.md over a service.
+pub fn router(service: TicketingService, timeout: Duration, max_body: usize) -> Router {
+    let state = AppState {
+        service,
+        metrics: metrics_handle(),
+    };
+    let api = Router::new()
+        .route("/queue/tokens", post(routes::enqueue))
+        .route("/queue/tokens/{token}", get(routes::token_status))
+        .route("/concerts", get(routes::concerts))
+        .route("/concerts/{id}/options", get(routes::options))
+        .route("/concerts/options/{id}/seats", get(routes::seats))
+        .route("/reservations", post(routes::hold))
+        .route("/reservations/{id}", get(routes::reservation))
+        .route("/reservations/{id}/cancel", post(routes::cancel))
+        .route("/users/{id}/reservations", get(routes::user_reservations))
+        .route("/payments", post(routes::pay))
+        .route("/point/charge", post(routes::charge))
+        .route("/users/{id}/points", get(routes::points))
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics_text));
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/api/ticketing", api)
+        .route("/health", get(routes::health))
+        .route("/metrics", get(routes::metrics_text))
+        .route("/api-docs/openapi.json", get(routes::openapi))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Admit waiting tokens every 100 ms and expire due holds every second, until dropped.
+pub fn spawn_background(service: TicketingService) -> Vec<tokio::task::JoinHandle<()>> {
+    let admitter = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                if service.queue().is_some()
+                    && let Err(e) = service.admit().await
+                {
+                    tracing::warn!(error = %e, "admission tick failed");
+                }
+            }
+        })
+    };
+    let sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            match service.expire_due(1_000).await {
+                Ok(ids) => {
+                    metrics::counter!("ticketing_expiries_total").increment(ids.len() as u64)
+                }
+                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+            }
+        }
+    });
+    vec![admitter, sweeper]
+}

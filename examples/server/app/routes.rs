@@ -1,0 +1,260 @@
+//! The handlers of API.md, and the OpenAPI document generated from them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ticketing::{
+    ConcertId, HoldRequest, OptionId, PayRequest, Points, QueueToken, ReservationId, SeatId,
+    SeatStatus, UserId,
+};
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+use super::AppState;
+use super::dto::*;
+use super::error::ApiError;
+use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKeyHeader, QueueTokenHeader};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[utoipa::path(post, path = "/api/ticketing/queue/tokens", request_body = EnqueueBody,
+    responses((status = 201, body = TokenView), (status = 200, description = "the same user's existing token", body = TokenView),
+              (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
+pub async fn enqueue(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<EnqueueBody>,
+) -> ApiResult<Response> {
+    let (ticket, created) = s
+        .service
+        .enqueue(UserId(body.user_id), ConcertId(body.concert_id))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(TokenView::from(ticket))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/ticketing/queue/tokens/{token}",
+    responses((status = 200, body = TokenView), (status = 404, body = ProblemView)))]
+pub async fn token_status(
+    State(s): State<AppState>,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<Json<TokenView>> {
+    Ok(Json(
+        s.service.queue_status(&QueueToken(token)).await?.into(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/ticketing/concerts", responses((status = 200, body = [ConcertView])))]
+pub async fn concerts(State(s): State<AppState>) -> ApiResult<Json<Vec<ConcertView>>> {
+    let concerts = s.service.store().concerts().await?;
+    Ok(Json(concerts.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(get, path = "/api/ticketing/concerts/{id}/options",
+    responses((status = 200, body = [OptionView]), (status = 404, body = ProblemView)))]
+pub async fn options(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<OptionView>>> {
+    let now = s.service.clock().now();
+    let options = s.service.store().options(ConcertId(id), now).await?;
+    Ok(Json(options.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(get, path = "/api/ticketing/concerts/options/{id}/seats", params(("status" = Option<String>, Query, description = "`all` for every seat")),
+    responses((status = 200, body = [SeatViewDto]), (status = 404, body = ProblemView)))]
+pub async fn seats(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<SeatQuery>,
+) -> ApiResult<Json<Vec<SeatViewDto>>> {
+    let all = match q.status.as_deref() {
+        None | Some("available") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "unknown status filter {other:?}"
+            )));
+        }
+    };
+    let now = s.service.clock().now();
+    let seats = s.service.store().seats(OptionId(id), now).await?;
+    Ok(Json(
+        seats
+            .into_iter()
+            .filter(|v| all || v.status == SeatStatus::Available)
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/ticketing/reservations", request_body = HoldBody,
+    params(("X-Queue-Token" = String, Header, description = "an admitted queue token"), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = ReservationView), (status = 400, body = ProblemView), (status = 401, body = ProblemView),
+              (status = 403, body = ProblemView), (status = 404, body = ProblemView), (status = 409, body = ProblemView),
+              (status = 422, body = ProblemView)))]
+pub async fn hold(
+    State(s): State<AppState>,
+    QueueTokenHeader(token): QueueTokenHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiJson(body): ApiJson<HoldBody>,
+) -> ApiResult<Response> {
+    let reservation = s
+        .service
+        .hold(HoldRequest {
+            user_id: UserId(body.user_id),
+            option_id: OptionId(body.option_id),
+            seat_ids: body.seat_ids.into_iter().map(SeatId).collect(),
+            queue_token: token,
+            idempotency_key: key,
+        })
+        .await?;
+    metrics::counter!("ticketing_holds_total").increment(1);
+    Ok((
+        StatusCode::CREATED,
+        Json(ReservationView::from(reservation)),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/ticketing/reservations/{id}",
+    responses((status = 200, body = ReservationView), (status = 404, body = ProblemView)))]
+pub async fn reservation(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<ReservationView>> {
+    Ok(Json(s.service.reservation(ReservationId(id)).await?.into()))
+}
+
+#[utoipa::path(post, path = "/api/ticketing/reservations/{id}/cancel", request_body = UserBody,
+    responses((status = 200, body = ReservationView), (status = 403, body = ProblemView), (status = 404, body = ProblemView),
+              (status = 409, body = ProblemView)))]
+pub async fn cancel(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UserBody>,
+) -> ApiResult<Json<ReservationView>> {
+    let r = s
+        .service
+        .cancel(UserId(body.user_id), ReservationId(id))
+        .await?;
+    metrics::counter!("ticketing_cancels_total").increment(1);
+    Ok(Json(r.into()))
+}
+
+#[utoipa::path(get, path = "/api/ticketing/users/{id}/reservations",
+    responses((status = 200, body = [ReservationView]), (status = 400, body = ProblemView)))]
+pub async fn user_reservations(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Vec<ReservationView>>> {
+    let list = s.service.user_reservations(UserId(id)).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+#[utoipa::path(post, path = "/api/ticketing/payments", request_body = PayBody,
+    params(("X-Queue-Token" = String, Header, description = "an admitted queue token"), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = PaymentView), (status = 402, body = ProblemView), (status = 403, body = ProblemView),
+              (status = 404, body = ProblemView), (status = 409, body = ProblemView)))]
+pub async fn pay(
+    State(s): State<AppState>,
+    QueueTokenHeader(token): QueueTokenHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiJson(body): ApiJson<PayBody>,
+) -> ApiResult<Response> {
+    let payment = s
+        .service
+        .pay(PayRequest {
+            user_id: UserId(body.user_id),
+            reservation_id: ReservationId(body.reservation_id),
+            queue_token: token,
+            idempotency_key: key,
+        })
+        .await?;
+    metrics::counter!("ticketing_confirms_total").increment(1);
+    Ok((StatusCode::CREATED, Json(PaymentView::from(payment))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/ticketing/point/charge", request_body = ChargeBody,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = BalanceView), (status = 400, body = ProblemView)))]
+pub async fn charge(
+    State(s): State<AppState>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiJson(body): ApiJson<ChargeBody>,
+) -> ApiResult<Json<BalanceView>> {
+    let balance = s
+        .service
+        .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
+        .await?;
+    Ok(Json(balance.into()))
+}
+
+#[utoipa::path(get, path = "/api/ticketing/users/{id}/points", responses((status = 200, body = BalanceView)))]
+pub async fn points(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<BalanceView>> {
+    Ok(Json(s.service.balance(UserId(id)).await?.into()))
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "every backing store answers"), (status = 503, body = ProblemView)))]
+pub async fn health(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    s.service.store().health().await?;
+    if let Some(q) = s.service.queue() {
+        // An unknown but well-formed token makes the queue backend answer.
+        match q
+            .status(&QueueToken("1.0".into()), s.service.clock().now())
+            .await
+        {
+            Err(e) if e.code() != ticketing::ErrorCode::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
+    Ok(Json(serde_json::json!({"status": "ok"})))
+}
+
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics_text(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ticketing example server",
+        description = "The HTTP contract of API.md."
+    ),
+    paths(
+        enqueue,
+        token_status,
+        concerts,
+        options,
+        seats,
+        hold,
+        reservation,
+        cancel,
+        user_reservations,
+        pay,
+        charge,
+        points,
+        health,
+        metrics_text
+    )
+)]
+pub struct ApiDoc;

@@ -1,0 +1,68 @@
+//! The example server: API.md over any backend.
+//!
+//! ```sh
+//! cargo run --release --example server                     # memory store, demo catalog, :8080
+//! TICKETING_STORE=postgres DATABASE_URL=postgres://postgres@127.0.0.1/test \
+//!   TICKETING_STRATEGY=distributed-lock TICKETING_QUEUE=redis REDIS_URL=redis://127.0.0.1 \
+//!   cargo run --release --example server
+//! ```
+
+mod app;
+
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let config = app::config::Config::parse();
+    let service = app::backends::build(&config).await?;
+    let background = app::spawn_background(service.clone());
+    let router = app::router(
+        service,
+        Duration::from_millis(config.request_timeout_ms),
+        config.max_body_bytes,
+    );
+    let listener = tokio::net::TcpListener::bind(&config.addr).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        store = ?config.store,
+        strategy = ?config.strategy,
+        queue = ?config.queue,
+        "serving the ticketing API under /api/ticketing"
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    for task in background {
+        task.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

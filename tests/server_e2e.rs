@@ -1,0 +1,457 @@
+//! The example server end to end over real HTTP: every endpoint, every error code, bad input,
+//! idempotency and expiry, on the memory store.
+
+mod server_common;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server_common::{Server, start};
+
+async fn memory_server() -> Server {
+    start(&[
+        "--demo-concerts",
+        "2",
+        "--demo-seats",
+        "20",
+        "--queue-admit-per-sec",
+        "1000",
+    ])
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_endpoints_and_operations() {
+    let s = memory_server().await;
+    let concerts = s.get("/concerts").await;
+    assert_eq!(concerts.status, StatusCode::OK);
+    assert_eq!(concerts.body.as_array().map(Vec::len), Some(2));
+    assert_eq!(concerts.body[0]["id"], 1);
+    let options = s.get("/concerts/1/options").await;
+    assert_eq!(options.body[0]["total_seats"], 20);
+    assert_eq!(options.body[0]["available_seats"], 20);
+    assert_eq!(options.body[1]["concert_id"], 1);
+    let seats = s.get("/concerts/options/1/seats").await;
+    assert_eq!(seats.body.as_array().map(Vec::len), Some(20));
+    assert_eq!(seats.body[0]["status"], "available");
+    assert_eq!(seats.body[0]["seat_no"], "A-1");
+    s.get("/concerts/99/options")
+        .await
+        .problem(404, "not_found");
+    s.get("/concerts/options/99/seats")
+        .await
+        .problem(404, "not_found");
+    s.get("/concerts/options/1/seats?status=bogus")
+        .await
+        .problem(400, "invalid_request");
+
+    let health = s.send(s.http.get(format!("{}/health", s.root))).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let doc = s
+        .send(s.http.get(format!("{}/api-docs/openapi.json", s.root)))
+        .await;
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for p in [
+        "/api/ticketing/queue/tokens",
+        "/api/ticketing/queue/tokens/{token}",
+        "/api/ticketing/concerts",
+        "/api/ticketing/concerts/{id}/options",
+        "/api/ticketing/concerts/options/{id}/seats",
+        "/api/ticketing/reservations",
+        "/api/ticketing/reservations/{id}",
+        "/api/ticketing/reservations/{id}/cancel",
+        "/api/ticketing/users/{id}/reservations",
+        "/api/ticketing/payments",
+        "/api/ticketing/point/charge",
+        "/api/ticketing/users/{id}/points",
+    ] {
+        assert!(paths.contains_key(p), "openapi lacks {p}");
+    }
+    let metrics = s.send(s.http.get(format!("{}/metrics", s.root))).await;
+    let text = metrics.body.as_str().expect("text").to_owned();
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains("http_request_duration_seconds"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_queues_holds_pays_and_cancels() {
+    let s = memory_server().await;
+    let token = s.admitted_token(7, 1).await;
+    let again = s
+        .post("/queue/tokens", json!({"user_id": 7, "concert_id": 1}), &[])
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "same user again: 200 and the same token"
+    );
+    assert_eq!(again.body["token"], token.as_str());
+    assert_eq!(again.body["status"], "admitted");
+    assert_eq!(again.body["position"], 0);
+    assert!(again.body["admitted_until"].is_string());
+
+    s.charge(7, 300_000).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let hold = s
+        .post(
+            "/reservations",
+            json!({"user_id": 7, "option_id": 1, "seat_ids": [4, 3]}),
+            &gate,
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    assert_eq!(hold.body["status"], "held");
+    assert_eq!(hold.body["seat_ids"], json!([3, 4]));
+    assert_eq!(hold.body["amount"], 100_000, "two R seats at 50,000");
+    let id = hold.body["id"].as_str().expect("id").to_owned();
+    let seats = s.get("/concerts/options/1/seats?status=all").await;
+    assert_eq!(seats.body[2]["status"], "held");
+    assert_eq!(seats.body[1]["status"], "available");
+    assert_eq!(
+        s.get("/concerts/options/1/seats")
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(18)
+    );
+
+    let paid = s
+        .post(
+            "/payments",
+            json!({"user_id": 7, "reservation_id": id}),
+            &gate,
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["amount"], 100_000);
+    assert_eq!(paid.body["balance"], 200_000);
+    assert_eq!(s.get("/users/7/points").await.body["balance"], 200_000);
+    assert_eq!(
+        s.get(&format!("/reservations/{id}")).await.body["status"],
+        "confirmed"
+    );
+    let mine = s.get("/users/7/reservations").await;
+    assert_eq!(mine.body[0]["id"], id.as_str());
+
+    let cancelled = s
+        .post(
+            &format!("/reservations/{id}/cancel"),
+            json!({"user_id": 7}),
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["refunded_amount"], 100_000);
+    assert_eq!(s.get("/users/7/points").await.body["balance"], 300_000);
+    assert_eq!(
+        s.get("/users/99/points").await.body["balance"],
+        0,
+        "unknown user has 0"
+    );
+    s.post(
+        &format!("/reservations/{id}/cancel"),
+        json!({"user_id": 7}),
+        &[],
+    )
+    .await
+    .problem(409, "invalid_state");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_code_of_the_contract() {
+    let s = memory_server().await;
+    let a = s.admitted_token(1, 1).await;
+    let b = s.admitted_token(2, 1).await;
+    let other_concert = s.admitted_token(1, 2).await;
+    let hold =
+        |user: i64, seats: Value| json!({"user_id": user, "option_id": 1, "seat_ids": seats});
+
+    s.post("/reservations", hold(1, json!([1])), &[])
+        .await
+        .problem(401, "queue_token_required");
+    s.post(
+        "/reservations",
+        hold(1, json!([1])),
+        &[("X-Queue-Token", &b)],
+    )
+    .await
+    .problem(403, "queue_token_mismatch");
+    s.post(
+        "/reservations",
+        hold(1, json!([1])),
+        &[("X-Queue-Token", &other_concert)],
+    )
+    .await
+    .problem(403, "queue_token_mismatch");
+    s.post(
+        "/reservations",
+        hold(1, json!([1])),
+        &[("X-Queue-Token", "1.feedface")],
+    )
+    .await
+    .problem(404, "not_found");
+    s.get("/queue/tokens/nope").await.problem(404, "not_found");
+
+    let ga = [("X-Queue-Token", a.as_str())];
+    let gb = [("X-Queue-Token", b.as_str())];
+    let r = s.post("/reservations", hold(1, json!([1])), &ga).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    s.post("/reservations", hold(2, json!([5, 1])), &gb)
+        .await
+        .problem(409, "seat_unavailable");
+    assert_eq!(
+        s.get("/concerts/1/options").await.body[0]["available_seats"],
+        19
+    );
+    s.post("/reservations", hold(2, json!([5, 6, 7, 8, 9])), &gb)
+        .await
+        .problem(422, "limit_exceeded");
+    s.post(
+        "/payments",
+        json!({"user_id": 1, "reservation_id": id}),
+        &ga,
+    )
+    .await
+    .problem(402, "insufficient_points");
+    s.post(
+        "/payments",
+        json!({"user_id": 2, "reservation_id": id}),
+        &gb,
+    )
+    .await
+    .problem(403, "forbidden");
+    s.post(
+        &format!("/reservations/{id}/cancel"),
+        json!({"user_id": 2}),
+        &[],
+    )
+    .await
+    .problem(403, "forbidden");
+    s.get(&format!("/reservations/{}", uuid::Uuid::now_v7()))
+        .await
+        .problem(404, "not_found");
+
+    let key = [("X-Queue-Token", b.as_str()), ("Idempotency-Key", "k-1")];
+    let first = s.post("/reservations", hold(2, json!([10])), &key).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let retry = s.post("/reservations", hold(2, json!([10])), &key).await;
+    assert_eq!(
+        retry.status,
+        StatusCode::CREATED,
+        "a retry answers 201 again"
+    );
+    assert_eq!(retry.body["id"], first.body["id"]);
+    s.post("/reservations", hold(2, json!([11])), &key)
+        .await
+        .problem(409, "idempotency_conflict");
+    assert_eq!(
+        s.get("/users/2/reservations")
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let c1 = s
+        .post(
+            "/point/charge",
+            json!({"user_id": 3, "amount": 10}),
+            &[("Idempotency-Key", "c")],
+        )
+        .await;
+    let c2 = s
+        .post(
+            "/point/charge",
+            json!({"user_id": 3, "amount": 10}),
+            &[("Idempotency-Key", "c")],
+        )
+        .await;
+    assert_eq!(
+        (c1.body["balance"].clone(), c2.body["balance"].clone()),
+        (json!(10), json!(10))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_token_is_not_admitted_and_holds_expire() {
+    // Nobody is admitted (rate 0), and holds last one second.
+    let s = start(&[
+        "--demo-seats",
+        "10",
+        "--queue-admit-per-sec",
+        "0",
+        "--hold-ttl-secs",
+        "1",
+    ])
+    .await;
+    let t = s
+        .post("/queue/tokens", json!({"user_id": 5, "concert_id": 1}), &[])
+        .await;
+    assert_eq!(t.status, StatusCode::CREATED);
+    assert_eq!(t.body["status"], "waiting");
+    assert_eq!(t.body["position"], 1);
+    let token = t.body["token"].as_str().expect("token").to_owned();
+    s.post(
+        "/reservations",
+        json!({"user_id": 5, "option_id": 1, "seat_ids": [1]}),
+        &[("X-Queue-Token", &token)],
+    )
+    .await
+    .problem(403, "queue_token_not_admitted");
+
+    // Expiry, through a service without the gate (the queue admits nobody here).
+    let direct = ticketing::TicketingService::new(
+        s.service.store().clone(),
+        ticketing::ServiceConfig {
+            hold_ttl: chrono::Duration::seconds(1),
+            ..Default::default()
+        },
+    );
+    s.charge(5, 500_000).await;
+    let r = direct
+        .hold(ticketing::HoldRequest {
+            user_id: ticketing::UserId(5),
+            option_id: ticketing::OptionId(1),
+            seat_ids: vec![ticketing::SeatId(1)],
+            queue_token: None,
+            idempotency_key: None,
+        })
+        .await
+        .expect("hold");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        s.get(&format!("/reservations/{}", r.id)).await.body["status"],
+        "expired"
+    );
+    assert_eq!(
+        s.get("/concerts/options/1/seats?status=all").await.body[0]["status"],
+        "available"
+    );
+    let paid = direct
+        .pay(ticketing::PayRequest {
+            user_id: ticketing::UserId(5),
+            reservation_id: r.id,
+            queue_token: None,
+            idempotency_key: None,
+        })
+        .await;
+    assert_eq!(
+        paid.map_err(|e| e.code().as_str()).err(),
+        Some("hold_expired")
+    );
+    assert_eq!(s.get("/users/5/points").await.body["balance"], 500_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_400_and_never_5xx() {
+    let s = memory_server().await;
+    let token = s.admitted_token(1, 1).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let bodies = [
+        "",
+        "{",
+        "[]",
+        "null",
+        "{\"user_id\": \"1\", \"option_id\": 1, \"seat_ids\": [1]}",
+        "{\"user_id\": 1, \"option_id\": 1}",
+        "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": []}",
+        "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": [1, 1]}",
+        "{\"user_id\": -1, \"option_id\": 1, \"seat_ids\": [1]}",
+        "{\"user_id\": 0, \"option_id\": 1, \"seat_ids\": [1]}",
+        "{\"user_id\": 1e30, \"option_id\": 1, \"seat_ids\": [1]}",
+        "{\"user_id\": 99999999999999999999, \"option_id\": 1, \"seat_ids\": [1]}",
+        "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": [1.5]}",
+        "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": \"1\"}",
+        "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": [-9223372036854775808]}",
+        "\u{0}\u{1}\u{2}",
+    ];
+    for body in bodies {
+        let a = s
+            .send(
+                s.http
+                    .post(format!("{}/reservations", s.base))
+                    .header("content-type", "application/json")
+                    .header("X-Queue-Token", &token)
+                    .body(body.to_owned()),
+            )
+            .await;
+        a.problem(400, "invalid_request");
+    }
+    let many: Vec<i64> = (1..=5_000).collect();
+    s.post(
+        "/reservations",
+        json!({"user_id": 1, "option_id": 1, "seat_ids": many}),
+        &gate,
+    )
+    .await
+    .problem(400, "invalid_request");
+    let huge = "x".repeat(100 * 1024);
+    s.post(
+        "/point/charge",
+        json!({"user_id": 1, "amount": 1, "pad": huge}),
+        &[],
+    )
+    .await
+    .problem(400, "invalid_request");
+    for amount in [
+        json!(0),
+        json!(-5),
+        json!(10_000_001),
+        json!(i64::MAX),
+        json!("10"),
+    ] {
+        s.post(
+            "/point/charge",
+            json!({"user_id": 1, "amount": amount}),
+            &[],
+        )
+        .await
+        .problem(400, "invalid_request");
+    }
+    s.post(
+        "/point/charge",
+        json!({"user_id": 1, "amount": 5}),
+        &[("Idempotency-Key", &"k".repeat(300))],
+    )
+    .await
+    .problem(400, "invalid_request");
+    let no_type = s
+        .send(
+            s.http
+                .post(format!("{}/point/charge", s.base))
+                .body("{\"user_id\":1,\"amount\":5}"),
+        )
+        .await;
+    no_type.problem(400, "invalid_request");
+    s.get("/reservations/not-a-uuid")
+        .await
+        .problem(400, "invalid_request");
+    s.get("/users/abc/points")
+        .await
+        .problem(400, "invalid_request");
+    s.get("/users/-3/points")
+        .await
+        .problem(400, "invalid_request");
+    s.get("/concerts/99999999999999999999/options")
+        .await
+        .problem(400, "invalid_request");
+    s.get("/no/such/route").await.problem(404, "not_found");
+    let wrong_method = s.send(s.http.delete(format!("{}/concerts", s.base))).await;
+    assert_eq!(wrong_method.content_type, "application/problem+json");
+    assert_eq!(
+        s.get("/users/1/points").await.body["balance"],
+        0,
+        "nothing was charged"
+    );
+    assert_eq!(
+        s.get("/concerts/1/options").await.body[0]["available_seats"],
+        20,
+        "nothing held"
+    );
+}
