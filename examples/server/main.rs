@@ -20,8 +20,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let config = app::config::Config::parse();
-    let service = app::backends::build(&config).await?;
-    let background = app::spawn_background(service.clone());
+    let (service, sink) = app::backends::build(&config).await?;
+    let background = app::spawn_background(service.clone(), sink);
     let router = app::router(
         service,
         Duration::from_millis(config.request_timeout_ms),

@@ -26,6 +26,24 @@ pub struct FencedStore {
     locks: Arc<dyn LockManager>,
     lease: Duration,
     attempts: u32,
+    sleep: Backoff,
+}
+
+/// Waits for a duration on the caller's runtime (e.g. `tokio::time::sleep`), boxed.
+pub type Sleep =
+    Arc<dyn Fn(std::time::Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Backoff(Option<Sleep>);
+
+impl std::fmt::Debug for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Backoff(sleep)"
+        } else {
+            "Backoff(yield)"
+        })
+    }
 }
 
 /// The lock key of a seat: hash-tagged by option, so one hold's keys share a Cluster slot.
@@ -58,13 +76,21 @@ impl FencedStore {
             locks,
             lease,
             attempts: 200,
+            sleep: Backoff::default(),
         }
     }
 
-    /// How many times confirm and cancel try for a busy lease before answering `unavailable`
-    /// (default 200, yielding between tries).
+    /// How many times confirm, cancel and keyed holds try for a busy lease before answering
+    /// `unavailable` (default 200).
     pub fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
+        self
+    }
+
+    /// Sleep between tries for a busy lease, 1 ms doubling up to 50 ms (without it, tries only
+    /// yield to the executor, which can starve a payment behind a stream of would-be holders).
+    pub fn with_sleep(mut self, sleep: Sleep) -> Self {
+        self.sleep = Backoff(Some(sleep));
         self
     }
 
@@ -84,7 +110,13 @@ impl FencedStore {
                 return Ok(Some(lease));
             }
             if attempt + 1 < attempts {
-                YieldNow(false).await;
+                match &self.sleep.0 {
+                    Some(sleep) => {
+                        let ms = 1u64 << attempt.min(6);
+                        sleep(std::time::Duration::from_millis(ms.min(50))).await;
+                    }
+                    None => YieldNow(false).await,
+                }
             }
         }
         Ok(None)

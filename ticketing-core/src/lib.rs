@@ -30,6 +30,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod background;
 mod clock;
 mod domain;
 mod error;
@@ -45,13 +46,14 @@ mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use background::{EventSink, ExpirySweeper, OutboxRelay};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{
     Balance, Catalog, Concert, DomainEvent, EventKind, OptionSummary, OutboxRecord, Payment,
     Reservation, ReservationStatus, Seat, SeatState, SeatStatus, SeatView, ShowOption,
 };
 pub use error::{BoxError, Error, ErrorCode, Result};
-pub use fenced::{FencedStore, seat_key};
+pub use fenced::{FencedStore, Sleep, seat_key};
 pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
 pub use ids::{
     ConcertId, EventId, FencingToken, OptionId, PaymentId, ReservationId, SeatId, UserId,

@@ -2,7 +2,7 @@
 //! `event_id` field).
 
 use redis::aio::ConnectionManager;
-use ticketing_core::{Error, OutboxRecord, Result};
+use ticketing_core::{Error, EventSink, OutboxRecord, Result, async_trait};
 
 use crate::backend;
 
@@ -53,5 +53,14 @@ impl RedisEventPublisher {
         pipe.query_async(&mut self.conn.clone())
             .await
             .map_err(backend)
+    }
+}
+
+#[async_trait]
+impl EventSink for RedisEventPublisher {
+    async fn publish(&self, records: &[OutboxRecord]) -> Result<()> {
+        RedisEventPublisher::publish(self, records)
+            .await
+            .map(|_| ())
     }
 }

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ticketing::{
-    Error, FencedStore, Points, QueueConfig, ServiceConfig, TicketStore, TicketingService,
-    WaitingQueue, demo_catalog,
+    Error, EventSink, FencedStore, Points, QueueConfig, ServiceConfig, TicketStore,
+    TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
 use ticketing_postgres::{LockWait, PgConfig, PgStore, PgStrategy};
-use ticketing_redis::{RedisLockManager, RedisQueue};
+use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
 use super::config::{Config, QueueKind, StoreKind, StrategyKind};
 
@@ -18,8 +18,21 @@ fn need<'a>(url: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
         .ok_or_else(|| Error::invalid(format!("{name} must be set for this configuration")))
 }
 
-/// The service the configuration describes, with the demo catalog seeded if the store is empty.
-pub async fn build(config: &Config) -> Result<TicketingService, Error> {
+/// Counts published events in the metrics and lets them go (no broker configured).
+#[derive(Debug)]
+pub struct MetricsSink;
+
+#[ticketing::async_trait]
+impl EventSink for MetricsSink {
+    async fn publish(&self, records: &[ticketing::OutboxRecord]) -> Result<(), Error> {
+        metrics::counter!("ticketing_events_published_total").increment(records.len() as u64);
+        Ok(())
+    }
+}
+
+/// The service the configuration describes, with the demo catalog seeded if the store is empty,
+/// and where its outbox events go (a Redis Stream when Redis is configured).
+pub async fn build(config: &Config) -> Result<(TicketingService, Arc<dyn EventSink>), Error> {
     let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
         (StoreKind::Memory, StrategyKind::Pessimistic | StrategyKind::DistributedLock) => {
             Arc::new(MemoryStore::new(Strategy::Pessimistic))
@@ -51,12 +64,22 @@ pub async fn build(config: &Config) -> Result<TicketingService, Error> {
         }
         _ => None,
     };
-    let store: Arc<dyn TicketStore> = match (config.strategy, redis.clone()) {
-        (StrategyKind::DistributedLock, Some(conn)) => Arc::new(FencedStore::new(
-            base,
-            Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())),
-            Duration::seconds(5),
+    let sink: Arc<dyn EventSink> = match redis.clone() {
+        Some(conn) => Arc::new(RedisEventPublisher::new(
+            conn,
+            format!("{}events", config.redis_prefix),
         )),
+        None => Arc::new(MetricsSink),
+    };
+    let store: Arc<dyn TicketStore> = match (config.strategy, redis.clone()) {
+        (StrategyKind::DistributedLock, Some(conn)) => Arc::new(
+            FencedStore::new(
+                base,
+                Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())),
+                Duration::seconds(5),
+            )
+            .with_sleep(Arc::new(|d| Box::pin(tokio::time::sleep(d)))),
+        ),
         _ => base,
     };
     let queue_config = QueueConfig {
@@ -91,5 +114,5 @@ pub async fn build(config: &Config) -> Result<TicketingService, Error> {
         },
     )
     .with_queue(queue);
-    Ok(service)
+    Ok((service, sink))
 }

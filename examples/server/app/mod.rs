@@ -7,7 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use ticketing::TicketingService;
+use ticketing::{EventSink, ExpirySweeper, OutboxRelay, TicketingService};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -127,8 +127,12 @@ pub fn router(service: TicketingService, timeout: Duration, max_body: usize) -> 
         .with_state(state)
 }
 
-/// Admit waiting tokens every 100 ms and expire due holds every second, until dropped.
-pub fn spawn_background(service: TicketingService) -> Vec<tokio::task::JoinHandle<()>> {
+/// Admit waiting tokens every 100 ms, expire due holds every second and relay outbox events
+/// every 200 ms, until aborted.
+pub fn spawn_background(
+    service: TicketingService,
+    sink: Arc<dyn EventSink>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let admitter = {
         let service = service.clone();
         tokio::spawn(async move {
@@ -143,17 +147,36 @@ pub fn spawn_background(service: TicketingService) -> Vec<tokio::task::JoinHandl
             }
         })
     };
-    let sweeper = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            match service.expire_due(1_000).await {
-                Ok(ids) => {
-                    metrics::counter!("ticketing_expiries_total").increment(ids.len() as u64)
+    let sweeper = {
+        let sweeper = ExpirySweeper::new(service.store().clone(), service.clock().clone(), 1_000);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match sweeper.run_once().await {
+                    Ok(ids) => {
+                        metrics::counter!("ticketing_expiries_total").increment(ids.len() as u64)
+                    }
+                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
             }
-        }
-    });
-    vec![admitter, sweeper]
+        })
+    };
+    let relay = {
+        let relay = OutboxRelay::new(service.store().clone(), sink, 500);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                while let Ok(n) = relay.run_once().await.inspect_err(|e| {
+                    tracing::warn!(error = %e, "outbox relay step failed");
+                }) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    vec![admitter, sweeper, relay]
 }

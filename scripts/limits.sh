@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The physical limits of this machine's PostgreSQL and Redis, measured in the same run as the
+# rush tool, and each strategy's throughput as a ratio to its matching limit.
+#
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test REDIS_URL=redis://127.0.0.1:6379 \
+#     scripts/limits.sh [seconds per measurement, default 10] [clients, default 16]
+#
+# (a) BEGIN; SELECT ... FOR UPDATE; UPDATE; COMMIT on a random seat   - the pessimistic limit
+# (b) one conditional UPDATE that writes on every call                 - the single-statement limit
+# (c) (a) on one hot seat                                              - the hot-seat limit
+# (d) redis-benchmark EVALSHA of a conditional-hold script            - the Redis lock limit
+# Then the rush tool on the same seats (PostgreSQL pessimistic and optimistic; the distributed
+# lock on one hot seat) and the ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+CLIENTS=${2:-16}
+DB=${DATABASE_URL:?DATABASE_URL is needed}
+REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
+work=$(mktemp -d)
+trap 'rm -rf "$work"; psql "$DB" -qc "DROP SCHEMA IF EXISTS ticketing_limits CASCADE" >/dev/null 2>&1 || true' EXIT
+
+psql "$DB" -q <<'SQL' >/dev/null
+DROP SCHEMA IF EXISTS ticketing_limits CASCADE;
+CREATE SCHEMA ticketing_limits;
+CREATE TABLE ticketing_limits.seats (
+  id BIGINT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'available', reservation_id UUID,
+  held_until TIMESTAMPTZ, version BIGINT NOT NULL DEFAULT 0);
+INSERT INTO ticketing_limits.seats (id) SELECT g FROM generate_series(1, 10000) g;
+SQL
+
+cat > "$work/a.sql" <<'SQL'
+\set id random(1, 10000)
+BEGIN;
+SELECT status, version FROM ticketing_limits.seats WHERE id = :id FOR UPDATE;
+UPDATE ticketing_limits.seats SET status = 'held', reservation_id = gen_random_uuid(), held_until = now() + interval '5 minutes', version = version + 1 WHERE id = :id;
+COMMIT;
+SQL
+cat > "$work/b.sql" <<'SQL'
+\set id random(1, 10000)
+UPDATE ticketing_limits.seats SET status = 'held', reservation_id = gen_random_uuid(), held_until = now() + interval '5 minutes', version = version + 1 WHERE id = :id AND (status = 'available' OR status = 'held') RETURNING id;
+SQL
+sed 's/random(1, 10000)/1/' "$work/a.sql" > "$work/c.sql"
+
+tps() { pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECS" -f "$1" "$DB" 2>/dev/null \
+          | awk '/^tps/ {printf "%.0f\n", $3; exit}'; }
+echo "measuring PostgreSQL limits (${SECS}s each, ${CLIENTS} clients) ..." >&2
+A=$(tps "$work/a.sql"); B=$(tps "$work/b.sql"); C=$(tps "$work/c.sql")
+
+HOST=$(echo "$REDIS" | sed -E 's#redis://([^:/]+).*#\1#'); PORT=$(echo "$REDIS" | sed -E 's#.*:([0-9]+).*#\1#')
+SCRIPT="if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', 5000) return 1"
+SHA=$(redis-cli -h "$HOST" -p "$PORT" SCRIPT LOAD "$SCRIPT")
+echo "measuring the Redis limit ..." >&2
+D=$(redis-benchmark -h "$HOST" -p "$PORT" -c "$CLIENTS" -n $((SECS * 20000)) -r 10000 -q \
+      EVALSHA "$SHA" 1 "ticketing:limits:seat:__rand_int__" owner 2>/dev/null \
+    | tr '\r' '\n' | awk '/requests per second/ {v=$2} END {printf "%.0f\n", v}')
+
+echo "running the rush tool on the same machine ..." >&2
+cargo build --release --quiet --example rush
+RUSH=target/release/examples/rush
+PG=$($RUSH --store postgres --strategy pessimistic,optimistic --buyers 20000 --seats 10000 \
+       --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+HOT_PG=$($RUSH --store postgres --strategy pessimistic --buyers 2000 --seats 1 \
+       --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+HOT_DL=$($RUSH --store postgres --strategy distributed-lock --buyers 2000 --seats 1 \
+       --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+
+python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" <<'PY'
+import json, sys
+a, b, c, d = (float(x or 0) for x in sys.argv[1:5])
+pg, hot_pg, hot_dl = (json.loads(x)["runs"] for x in sys.argv[5:8])
+rate = lambda r: r["hold_attempts_per_s"]
+print(f"{'limit':<52}{'per second':>12}")
+for name, v in [("(a) SELECT FOR UPDATE + UPDATE, random seat", a), ("(b) single conditional UPDATE", b),
+                ("(c) SELECT FOR UPDATE + UPDATE, one hot seat", c), ("(d) Redis EVALSHA conditional hold", d)]:
+    print(f"{name:<52}{v:>12.0f}")
+print()
+print(f"{'strategy (hold attempts/s)':<52}{'per second':>12}{'limit':>8}{'ratio':>8}")
+rows = [("postgres pessimistic, 10k seats", rate(pg[0]), "a", a),
+        ("postgres optimistic, 10k seats", rate(pg[1]), "b", b),
+        ("postgres pessimistic NOWAIT, one hot seat", rate(hot_pg[0]), "c", c),
+        ("distributed lock (Redis) + postgres, one hot seat", rate(hot_dl[0]), "c", c)]
+for name, v, lim, lv in rows:
+    print(f"{name:<52}{v:>12.0f}{lim:>8}{(v / lv if lv else 0):>8.2f}")
+hot = rate(hot_dl[0]) / rate(hot_pg[0]) if rate(hot_pg[0]) else 0
+print(f"\ndistributed lock vs pessimistic on one hot seat: {hot:.2f}x")
+for r in pg + hot_pg + hot_dl:
+    assert r["oversold_seats"] == 0 and r["books_balanced"], r
+PY
