@@ -237,6 +237,8 @@ struct Stats {
     latency: Mutex<HashMap<&'static str, Histogram<u64>>>,
     tally: Mutex<HashMap<i64, (i64, i64)>>,
     first_error: Mutex<Option<String>>,
+    /// Queue tokens admitted before the timed part (with --http).
+    tokens: Mutex<HashMap<i64, String>>,
 }
 
 impl Stats {
@@ -271,7 +273,10 @@ const CHARGE: i64 = 10_000_000;
 
 async fn buyer(target: &Target, args: &Args, user: i64, stats: &Stats) {
     let mut rng = (user as u64).wrapping_mul(7919);
-    let token = if let Target::Http { .. } = target {
+    let known = stats.tokens.lock().ok().and_then(|t| t.get(&user).cloned());
+    let token = if let Some(token) = known {
+        Some(token)
+    } else if let Target::Http { .. } = target {
         let Outcome::Ok(t) = target.call("enqueue", user, Value::Null, None).await else {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             return;
@@ -292,6 +297,28 @@ async fn buyer(target: &Target, args: &Args, user: i64, stats: &Stats) {
         None
     };
     let token = token.as_deref();
+    if args.holds_only {
+        let first = next(&mut rng) % u64::from(args.seats);
+        let seats: Vec<i64> = (0..u64::from(args.seats_per_buyer))
+            .map(|k| ((first + k) % u64::from(args.seats)) as i64 + 1)
+            .collect();
+        let started = Instant::now();
+        stats.hold_attempts.fetch_add(1, Ordering::Relaxed);
+        match target.call("hold", user, json!(seats), token).await {
+            Outcome::Ok(_) => {
+                stats.holds.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Conflict => {
+                stats.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Failed(e) => stats.error(e),
+        }
+        stats.record("hold", started);
+        if let Ok(mut t) = stats.tally.lock() {
+            t.insert(user, (0, 0));
+        }
+        return;
+    }
     if !matches!(
         target.call("charge", user, json!(CHARGE), None).await,
         Outcome::Ok(_)
@@ -505,6 +532,50 @@ async fn check_books(
     })
 }
 
+/// Through a server, every buyer first joins the waiting room and waits to be admitted; that
+/// part is not timed, so the figures are those of the hold path itself.
+async fn admit_everyone(args: &Args, target: &Target, stats: &Arc<Stats>) {
+    let next_user = Arc::new(AtomicU64::new(1));
+    let workers: Vec<_> = (0..args.concurrency.max(512))
+        .map(|_| {
+            let (target, stats, next_user) = (target.clone(), stats.clone(), next_user.clone());
+            let buyers = u64::from(args.buyers);
+            tokio::spawn(async move {
+                loop {
+                    let user = next_user.fetch_add(1, Ordering::Relaxed);
+                    if user > buyers {
+                        break;
+                    }
+                    let user = user as i64;
+                    let Outcome::Ok(t) = target.call("enqueue", user, Value::Null, None).await
+                    else {
+                        continue;
+                    };
+                    let token = t["token"].as_str().unwrap_or("").to_owned();
+                    let mut admitted = t["status"] == "admitted";
+                    for _ in 0..2_000 {
+                        if admitted {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        if let Outcome::Ok(s) =
+                            target.call("status", user, json!(token), None).await
+                        {
+                            admitted = s["status"] == "admitted";
+                        }
+                    }
+                    if let Ok(mut tokens) = stats.tokens.lock() {
+                        tokens.insert(user, token);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
 async fn run(
     args: &Args,
     label: &str,
@@ -512,6 +583,9 @@ async fn run(
     store: Option<Arc<dyn TicketStore>>,
 ) -> Result<Value, BoxError> {
     let stats = Arc::new(Stats::default());
+    if let Target::Http { .. } = target {
+        admit_everyone(args, &target, &stats).await;
+    }
     let next_buyer = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.max_seconds);

@@ -53,7 +53,7 @@ SHA=$(redis-cli -h "$HOST" -p "$PORT" SCRIPT LOAD "$SCRIPT")
 echo "measuring the Redis limit ..." >&2
 D=$(redis-benchmark -h "$HOST" -p "$PORT" -c "$CLIENTS" -n $((SECS * 20000)) -r 10000 -q \
       EVALSHA "$SHA" 1 "ticketing:limits:seat:__rand_int__" owner 2>/dev/null \
-    | tr '\r' '\n' | awk '/requests per second/ {v=$2} END {printf "%.0f\n", v}')
+    | tr '\r' '\n' | sed -nE 's/.*: ([0-9.]+) requests per second.*/\1/p' | tail -1)
 
 echo "running the rush tool on the same machine ..." >&2
 cargo build --release --quiet --example rush
