@@ -34,6 +34,10 @@ pub async fn start(flags: &[&str]) -> Server {
         service.clone(),
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
+        app::TokenLimiter::new(
+            config.rate_per_token,
+            config.rate_per_token.saturating_mul(2),
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

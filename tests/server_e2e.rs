@@ -455,3 +455,46 @@ async fn malformed_input_is_400_and_never_5xx() {
         "nothing held"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_queue_token_cannot_flood_the_gated_endpoints() {
+    let s = start(&[
+        "--demo-seats",
+        "20",
+        "--queue-admit-per-sec",
+        "1000",
+        "--rate-per-token",
+        "5",
+    ])
+    .await;
+    let token = s.admitted_token(3, 1).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let mut limited = 0;
+    for _ in 0..30 {
+        let a = s
+            .post(
+                "/reservations",
+                json!({"user_id": 3, "option_id": 1, "seat_ids": [999]}),
+                &gate,
+            )
+            .await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            a.problem(429, "rate_limited");
+            limited += 1;
+        } else {
+            a.problem(404, "not_found");
+        }
+    }
+    assert!(
+        limited >= 15,
+        "a burst of 10 then 5/s: most of 30 quick requests are refused ({limited})"
+    );
+    let other = s.admitted_token(4, 1).await;
+    s.post(
+        "/reservations",
+        json!({"user_id": 4, "option_id": 1, "seat_ids": [999]}),
+        &[("X-Queue-Token", &other)],
+    )
+    .await
+    .problem(404, "not_found");
+}

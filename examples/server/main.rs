@@ -26,6 +26,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         service,
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
+        app::TokenLimiter::new(
+            config.rate_per_token,
+            config.rate_per_token.saturating_mul(2),
+        ),
     );
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     tracing::info!(

@@ -159,6 +159,21 @@ impl PgStore {
         }
     }
 
+    /// Check that `user` owns the reservation (`forbidden` otherwise), then lock the user as
+    /// [`Self::lock_user`] does; returns the balance.
+    async fn lock_owner(
+        &self,
+        conn: &mut PgConnection,
+        id: ReservationId,
+        user: UserId,
+    ) -> Result<Points, Fail> {
+        let peek = self.fetch_reservation(conn, id, false).await?;
+        if peek.user_id != user {
+            return Err(Error::Forbidden.into());
+        }
+        self.lock_user(conn, user).await
+    }
+
     /// Create and lock the user's wallet row; returns the balance.
     async fn lock_user(&self, conn: &mut PgConnection, user: UserId) -> Result<Points, Fail> {
         let balance: i64 = sqlx::query_scalar(sql!("wallet_lock"))
@@ -377,13 +392,9 @@ impl PgStore {
 
     async fn try_confirm(&self, cmd: &ConfirmCommand) -> Result<Payment, Fail> {
         let mut tx = self.begin().await?;
-        let peek = self
-            .fetch_reservation(&mut tx, cmd.reservation_id, false)
+        let balance = self
+            .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
             .await?;
-        if peek.user_id != cmd.user_id {
-            return Err(Error::Forbidden.into());
-        }
-        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_payment()?);
         }
@@ -470,13 +481,9 @@ impl PgStore {
 
     async fn try_cancel(&self, cmd: &CancelCommand) -> Result<Reservation, Fail> {
         let mut tx = self.begin().await?;
-        let peek = self
-            .fetch_reservation(&mut tx, cmd.reservation_id, false)
+        let balance = self
+            .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
             .await?;
-        if peek.user_id != cmd.user_id {
-            return Err(Error::Forbidden.into());
-        }
-        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;

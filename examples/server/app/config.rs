@@ -88,6 +88,9 @@ pub struct Config {
     /// Per-request time limit, in milliseconds.
     #[arg(long, env = "TICKETING_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Requests per second on the gated endpoints for one queue token (burst: twice that).
+    #[arg(long, env = "TICKETING_RATE_PER_TOKEN", default_value_t = 50)]
+    pub rate_per_token: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

@@ -27,6 +27,62 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub service: TicketingService,
     pub metrics: PrometheusHandle,
+    pub limiter: Arc<TokenLimiter>,
+}
+
+/// A token bucket per queue token: a client holding an admitted token cannot flood the gated
+/// endpoints. Buckets of tokens idle for a minute are dropped.
+pub struct TokenLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, Instant)>>,
+}
+
+impl TokenLimiter {
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        Self {
+            per_sec: f64::from(per_sec),
+            burst: f64::from(burst.max(1)),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Whether a request carrying `token` may go ahead now.
+    pub fn allow(&self, token: &str) -> bool {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let (level, at) = buckets.entry(token.to_owned()).or_insert((self.burst, now));
+        *level = (*level + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
+        *at = now;
+        if *level >= 1.0 {
+            *level -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Answer `429 rate_limited` when the request's queue token has used up its bucket.
+async fn limit_per_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get("x-queue-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match token {
+        Some(t) if !state.limiter.allow(&t) => error::problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests for this queue token; slow down",
+        ),
+        _ => next.run(req).await,
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every router).
@@ -88,27 +144,39 @@ async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Respons
     response
 }
 
-/// The router of API.md over a service.
-pub fn router(service: TicketingService, timeout: Duration, max_body: usize) -> Router {
+/// The router of API.md over a service, with a per-token rate limit on the gated endpoints.
+pub fn router(
+    service: TicketingService,
+    timeout: Duration,
+    max_body: usize,
+    limiter: TokenLimiter,
+) -> Router {
     let state = AppState {
         service,
         metrics: metrics_handle(),
+        limiter: Arc::new(limiter),
     };
+    let gated = Router::new()
+        .route("/reservations", post(routes::hold))
+        .route("/payments", post(routes::pay))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_per_token,
+        ));
     let api = Router::new()
         .route("/queue/tokens", post(routes::enqueue))
         .route("/queue/tokens/{token}", get(routes::token_status))
         .route("/concerts", get(routes::concerts))
         .route("/concerts/{id}/options", get(routes::options))
         .route("/concerts/options/{id}/seats", get(routes::seats))
-        .route("/reservations", post(routes::hold))
         .route("/reservations/{id}", get(routes::reservation))
         .route("/reservations/{id}/cancel", post(routes::cancel))
         .route("/users/{id}/reservations", get(routes::user_reservations))
-        .route("/payments", post(routes::pay))
         .route("/point/charge", post(routes::charge))
         .route("/users/{id}/points", get(routes::points))
         .route("/health", get(routes::health))
-        .route("/metrics", get(routes::metrics_text));
+        .route("/metrics", get(routes::metrics_text))
+        .merge(gated);
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/ticketing", api)
