@@ -98,6 +98,47 @@ impl QueueConfig {
     }
 }
 
+/// What a queue backend stores about a token, from which its status follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Whose.
+    pub user_id: UserId,
+    /// For which concert.
+    pub concert_id: ConcertId,
+    /// Arrival order in the concert's line, from 1.
+    pub seq: u64,
+    /// When its admission ends, if it was admitted.
+    pub admitted_until: Option<DateTime<Utc>>,
+    /// The highest `seq` of the concert admitted so far (admission is in `seq` order).
+    pub admitted_through: u64,
+}
+
+impl QueueConfig {
+    /// The ticket of a stored entry at `now`: admitted until `admitted_until` (exclusive), then
+    /// expired; while waiting, its position counts from the last admitted. Every queue backend
+    /// calls this, so the rule lives in one place.
+    pub fn ticket(&self, token: QueueToken, entry: &QueueEntry, now: DateTime<Utc>) -> QueueTicket {
+        let status = match entry.admitted_until {
+            Some(until) if until > now => QueueStatus::Admitted { until },
+            Some(_) => QueueStatus::Expired,
+            None => QueueStatus::Waiting {
+                position: entry.seq.saturating_sub(entry.admitted_through),
+            },
+        };
+        let estimated_wait_seconds = match status {
+            QueueStatus::Waiting { position } => self.estimated_wait_seconds(position),
+            _ => 0,
+        };
+        QueueTicket {
+            token,
+            user_id: entry.user_id,
+            concert_id: entry.concert_id,
+            status,
+            estimated_wait_seconds,
+        }
+    }
+}
+
 /// A waiting room per concert: FIFO, admitted by rate and max-active, admissions expire.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -122,6 +163,37 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ticket_is_waiting_then_admitted_then_expired() {
+        let c = QueueConfig::default();
+        let now = Utc::now();
+        let mut entry = QueueEntry {
+            user_id: UserId(1),
+            concert_id: ConcertId(2),
+            seq: 7,
+            admitted_until: None,
+            admitted_through: 4,
+        };
+        let t = || QueueToken("t".into());
+        assert_eq!(
+            c.ticket(t(), &entry, now).status,
+            QueueStatus::Waiting { position: 3 }
+        );
+        entry.admitted_until = Some(now + Duration::seconds(1));
+        let admitted = c.ticket(t(), &entry, now);
+        assert_eq!(
+            admitted.status,
+            QueueStatus::Admitted {
+                until: now + Duration::seconds(1)
+            }
+        );
+        assert_eq!(admitted.estimated_wait_seconds, 0);
+        assert_eq!(
+            c.ticket(t(), &entry, now + Duration::seconds(1)).status,
+            QueueStatus::Expired
+        );
+    }
 
     #[test]
     fn budget_follows_rate_and_max_active() {

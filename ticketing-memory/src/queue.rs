@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
-    ConcertId, Error, QueueConfig, QueueStatus, QueueTicket, QueueToken, Result, UserId,
-    WaitingQueue, async_trait,
+    ConcertId, Error, QueueConfig, QueueEntry, QueueStatus, QueueTicket, QueueToken, Result,
+    UserId, WaitingQueue, async_trait,
 };
 use uuid::Uuid;
 
@@ -58,30 +58,18 @@ impl MemoryQueue {
             .entries
             .get(token)
             .ok_or_else(|| Error::not_found("queue token", token))?;
-        let status = match entry.admitted_until {
-            Some(until) if until > now => QueueStatus::Admitted { until },
-            Some(_) => QueueStatus::Expired,
-            None => {
-                let through = state
-                    .rooms
-                    .get(&entry.concert)
-                    .map_or(0, |r| r.admitted_through);
-                QueueStatus::Waiting {
-                    position: entry.seq.saturating_sub(through),
-                }
-            }
-        };
-        let estimated_wait_seconds = match status {
-            QueueStatus::Waiting { position } => self.config.estimated_wait_seconds(position),
-            _ => 0,
-        };
-        Ok(QueueTicket {
-            token: token.clone(),
+        let admitted_through = state
+            .rooms
+            .get(&entry.concert)
+            .map_or(0, |r| r.admitted_through);
+        let stored = QueueEntry {
             user_id: entry.user,
             concert_id: entry.concert,
-            status,
-            estimated_wait_seconds,
-        })
+            seq: entry.seq,
+            admitted_until: entry.admitted_until,
+            admitted_through,
+        };
+        Ok(self.config.ticket(token.clone(), &stored, now))
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 use ticketing_core::{
-    Catalog, Concert, ConcertId, ErrorCode, HoldRequest, OptionId, PayRequest, Points, Seat,
-    SeatId, ServiceConfig, ShowOption, TicketStore, TicketingService, UserId,
+    ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, ServiceConfig, TicketStore,
+    TicketingService, UserId,
 };
 use ticketing_postgres::{PgConfig, PgStore, PgStrategy};
 
@@ -36,27 +36,7 @@ async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
         .expect("pool");
     let store = Arc::new(PgStore::new(pool, config));
     store
-        .seed(&Catalog {
-            concerts: vec![Concert {
-                id: ConcertId(1),
-                title: "Faults".into(),
-                venue: "Hall".into(),
-            }],
-            options: vec![ShowOption {
-                id: OptionId(1),
-                concert_id: ConcertId(1),
-                starts_at: chrono::Utc::now(),
-            }],
-            seats: (1..=SEATS)
-                .map(|i| Seat {
-                    id: SeatId(i),
-                    option_id: OptionId(1),
-                    seat_no: format!("A-{i}"),
-                    grade: "R".into(),
-                    price: Points(1_000),
-                })
-                .collect(),
-        })
+        .seed(&common::simple_catalog(SEATS, 1_000))
         .await
         .expect("seed");
     let service = TicketingService::new(store.clone(), ServiceConfig::default());

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use ticketing_core::{
-    Catalog, Concert, ConcertId, ErrorCode, HoldRequest, OptionId, PayRequest, Points, Seat,
-    SeatId, ServiceConfig, ShowOption, TicketStore, TicketingService, UserId,
+    ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, ServiceConfig, TicketStore,
+    TicketingService, UserId,
 };
 use ticketing_postgres::{PgConfig, PgStore};
 
@@ -72,29 +72,9 @@ async fn race(config: PgConfig) {
     let pool_b = config.pool(options).await.expect("second pool");
     let a = PgStore::new(pool_a.clone(), config.clone());
     let b = PgStore::new(pool_b, config);
-    a.seed(&Catalog {
-        concerts: vec![Concert {
-            id: ConcertId(1),
-            title: "Rush".into(),
-            venue: "Hall".into(),
-        }],
-        options: vec![ShowOption {
-            id: OptionId(1),
-            concert_id: ConcertId(1),
-            starts_at: chrono::Utc::now(),
-        }],
-        seats: (1..=SEATS)
-            .map(|i| Seat {
-                id: SeatId(i),
-                option_id: OptionId(1),
-                seat_no: format!("A-{i}"),
-                grade: "R".into(),
-                price: Points(PRICE),
-            })
-            .collect(),
-    })
-    .await
-    .expect("seed");
+    a.seed(&common::simple_catalog(SEATS, PRICE))
+        .await
+        .expect("seed");
     let services = [
         TicketingService::new(Arc::new(a), ServiceConfig::default()),
         TicketingService::new(Arc::new(b), ServiceConfig::default()),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use ticketing_core::{
-    ConcertId, Error, QueueConfig, QueueStatus, QueueTicket, QueueToken, Result, UserId,
+    ConcertId, Error, QueueConfig, QueueEntry, QueueTicket, QueueToken, Result, UserId,
     WaitingQueue, async_trait,
 };
 use uuid::Uuid;
@@ -36,17 +36,6 @@ impl std::fmt::Debug for RedisQueue {
             .field("config", &self.config)
             .finish()
     }
-}
-
-/// A token's stored fields.
-struct Entry {
-    concert: ConcertId,
-    user: UserId,
-    seq: u64,
-    /// Admission end, in microseconds.
-    until: Option<i64>,
-    /// The concert's highest admitted sequence number.
-    through: u64,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -78,34 +67,6 @@ impl RedisQueue {
         let id: i64 = concert.parse().ok()?;
         (id > 0 && !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit()))
             .then_some(ConcertId(id))
-    }
-
-    fn ticket(&self, token: &QueueToken, e: Entry, now: DateTime<Utc>) -> QueueTicket {
-        let Entry {
-            concert,
-            user,
-            seq,
-            until,
-            through,
-        } = e;
-        let status = match until.and_then(DateTime::<Utc>::from_timestamp_micros) {
-            Some(until) if until > now => QueueStatus::Admitted { until },
-            Some(_) => QueueStatus::Expired,
-            None => QueueStatus::Waiting {
-                position: seq.saturating_sub(through),
-            },
-        };
-        let estimated_wait_seconds = match status {
-            QueueStatus::Waiting { position } => self.config.estimated_wait_seconds(position),
-            _ => 0,
-        };
-        QueueTicket {
-            token: token.clone(),
-            user_id: user,
-            concert_id: concert,
-            status,
-            estimated_wait_seconds,
-        }
     }
 }
 
@@ -160,14 +121,14 @@ impl WaitingQueue for RedisQueue {
             Some(until.parse::<f64>().map_err(|_| corrupt("until"))? as i64)
         };
         let through = through.parse().map_err(|_| corrupt("through"))?;
-        let entry = Entry {
-            concert,
-            user: UserId(user),
+        let entry = QueueEntry {
+            user_id: UserId(user),
+            concert_id: concert,
             seq,
-            until,
-            through,
+            admitted_until: until.and_then(DateTime::<Utc>::from_timestamp_micros),
+            admitted_through: through,
         };
-        Ok(self.ticket(token, entry, now))
+        Ok(self.config.ticket(token.clone(), &entry, now))
     }
 
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {

@@ -94,3 +94,29 @@ pub async fn fresh_store(config: PgConfig) -> Option<PgStore> {
     let pool = fresh_pool(&config).await?;
     Some(PgStore::new(pool, config))
 }
+
+/// One concert (1) with one option (1) and seats `1..=seats`, all at `price`.
+pub fn simple_catalog(seats: i64, price: i64) -> ticketing_core::Catalog {
+    use ticketing_core::{Concert, ConcertId, OptionId, Points, Seat, SeatId, ShowOption};
+    ticketing_core::Catalog {
+        concerts: vec![Concert {
+            id: ConcertId(1),
+            title: "Rush".into(),
+            venue: "Hall".into(),
+        }],
+        options: vec![ShowOption {
+            id: OptionId(1),
+            concert_id: ConcertId(1),
+            starts_at: chrono::Utc::now(),
+        }],
+        seats: (1..=seats)
+            .map(|i| Seat {
+                id: SeatId(i),
+                option_id: OptionId(1),
+                seat_no: format!("A-{i}"),
+                grade: "R".into(),
+                price: Points(price),
+            })
+            .collect(),
+    }
+}
