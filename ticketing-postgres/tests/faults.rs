@@ -133,14 +133,7 @@ async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
 
     // The books, from the database itself.
     let mut conn = store.pool().acquire().await.expect("connection");
-    let doubles: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT s FROM reservations, unnest(seat_ids) s \
-         WHERE status = 'confirmed' GROUP BY s HAVING count(*) > 1) d",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .expect("query");
-    assert_eq!(doubles, 0, "a seat was sold twice");
+    common::assert_no_seat_sold_twice(&mut conn).await;
     let row = sqlx::query(
         "SELECT (SELECT count(*) FROM seats WHERE status = 'sold') AS sold, \
                 (SELECT count(*) FROM seat_sales) AS sales, \

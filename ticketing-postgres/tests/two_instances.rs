@@ -92,14 +92,7 @@ async fn race(config: PgConfig) {
     }
 
     // No seat in two confirmed reservations; the sales table agrees.
-    let doubles: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT s FROM reservations, unnest(seat_ids) s \
-         WHERE status = 'confirmed' GROUP BY s HAVING count(*) > 1) d",
-    )
-    .fetch_one(&pool_a)
-    .await
-    .expect("query");
-    assert_eq!(doubles, 0, "a seat was confirmed twice");
+    common::assert_no_seat_sold_twice(&mut pool_a.acquire().await.expect("conn")).await;
     let confirmed: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(cardinality(seat_ids)), 0)::BIGINT FROM reservations WHERE status = 'confirmed'",
     )

@@ -120,3 +120,15 @@ pub fn simple_catalog(seats: i64, price: i64) -> ticketing_core::Catalog {
             .collect(),
     }
 }
+
+/// Assert that no seat is in two confirmed reservations.
+pub async fn assert_no_seat_sold_twice(conn: &mut sqlx::PgConnection) {
+    let doubles: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT s FROM reservations, unnest(seat_ids) s \
+         WHERE status = 'confirmed' GROUP BY s HAVING count(*) > 1) d",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("query");
+    assert_eq!(doubles, 0, "a seat was sold twice");
+}
