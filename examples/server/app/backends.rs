@@ -76,7 +76,7 @@ pub async fn build(config: &Config) -> Result<(TicketingService, Arc<dyn EventSi
             FencedStore::new(
                 base,
                 Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())),
-                Duration::seconds(5),
+                Duration::milliseconds(i64::from(config.lock_lease_ms)),
             )
             .with_sleep(Arc::new(|d| Box::pin(tokio::time::sleep(d)))),
         ),

@@ -82,6 +82,11 @@ pub struct Config {
     /// Demo catalog: seats per option.
     #[arg(long, env = "TICKETING_DEMO_SEATS", default_value_t = 1000)]
     pub demo_seats: u32,
+    /// Lease of the distributed lock on a hold's seats, in milliseconds (for
+    /// `--strategy distributed-lock`): longer than any one store call, short enough that a
+    /// crashed or paused holder frees its seats soon.
+    #[arg(long, env = "TICKETING_LOCK_LEASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub lock_lease_ms: u32,
     /// Connections of the PostgreSQL pool.
     #[arg(long, env = "TICKETING_PG_POOL", default_value_t = 16)]
     pub pg_pool: u32,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod rush;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::PgPool;
