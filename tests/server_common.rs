@@ -26,10 +26,11 @@ pub async fn start(flags: &[&str]) -> Server {
     let mut argv = vec!["server"];
     argv.extend_from_slice(flags);
     let config = app::config::Config::parse_from(argv);
-    let (service, sink) = app::backends::build(&config)
+    let backends = app::backends::build(&config)
         .await
         .expect("building the service");
-    app::spawn_background(service.clone(), sink);
+    app::spawn_background(&backends);
+    let service = backends.service;
     let router = app::router(
         service.clone(),
         Duration::from_millis(config.request_timeout_ms),

@@ -20,10 +20,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let config = app::config::Config::parse();
-    let (service, sink) = app::backends::build(&config).await?;
-    let background = app::spawn_background(service.clone(), sink);
+    let backends = app::backends::build(&config).await?;
+    let background = app::spawn_background(&backends);
     let router = app::router(
-        service,
+        backends.service,
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
         app::TokenLimiter::new(

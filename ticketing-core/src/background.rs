@@ -5,8 +5,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::Duration;
 
-use crate::{Clock, OutboxRecord, ReservationId, Result, TicketStore};
+use crate::{Clock, LockManager, OutboxRecord, ReservationId, Result, TicketStore};
 
 /// Moves holds whose time ran out to `expired` in storage, frees their seats and emits
 /// `HoldExpired` events. Expiry is already decided by the clock at every read and write; this
@@ -45,11 +46,25 @@ pub trait EventSink: Send + Sync + Debug + 'static {
 /// Reads unpublished outbox rows in order, publishes them, then marks them published.
 /// At-least-once: a crash (or another relay) between publishing and marking delivers the same
 /// events again; consumers de-duplicate by event id.
+///
+/// Several relays (one per server instance, say) may run at once. Given a lock manager
+/// ([`OutboxRelay::with_lock`]), each step first leases one relay key, so one relay publishes at
+/// a time, in order, and an event is delivered twice only when a relay fails (or stalls past its
+/// lease) between publishing and marking. Without one, concurrent relays may each deliver the
+/// same batch.
 #[derive(Debug, Clone)]
 pub struct OutboxRelay {
     store: Arc<dyn TicketStore>,
     sink: Arc<dyn EventSink>,
     batch: usize,
+    lock: Option<RelayLock>,
+}
+
+#[derive(Debug, Clone)]
+struct RelayLock {
+    locks: Arc<dyn LockManager>,
+    key: String,
+    lease: Duration,
 }
 
 impl OutboxRelay {
@@ -59,17 +74,53 @@ impl OutboxRelay {
             store,
             sink,
             batch: batch.max(1),
+            lock: None,
         }
     }
 
-    /// One step: how many events were published.
+    /// Take turns with other relays of the same outbox: each step leases `key` for `lease`
+    /// (longer than one publish) and does nothing while another relay holds it.
+    pub fn with_lock(
+        mut self,
+        locks: Arc<dyn LockManager>,
+        key: impl Into<String>,
+        lease: Duration,
+    ) -> Self {
+        self.lock = Some(RelayLock {
+            locks,
+            key: key.into(),
+            lease,
+        });
+        self
+    }
+
+    /// One step: how many events this relay published (0 also when another relay had the
+    /// turn).
     pub async fn run_once(&self) -> Result<usize> {
-        let records = self.store.outbox_read(0, self.batch).await?;
-        let Some(last) = records.last().map(|r| r.seq) else {
+        let Some(lock) = &self.lock else {
+            return self.publish_batch().await;
+        };
+        let Some(lease) = lock
+            .locks
+            .try_acquire(std::slice::from_ref(&lock.key), lock.lease)
+            .await?
+        else {
             return Ok(0);
         };
+        let published = self.publish_batch().await;
+        // A lapsed lease only risks a duplicate delivery, which at-least-once allows.
+        let _ = lock.locks.release(&lease).await;
+        published
+    }
+
+    async fn publish_batch(&self) -> Result<usize> {
+        let records = self.store.outbox_read(0, self.batch).await?;
+        if records.is_empty() {
+            return Ok(0);
+        }
         self.sink.publish(&records).await?;
-        self.store.outbox_ack(last).await?;
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        self.store.outbox_ack(&seqs).await?;
         Ok(records.len())
     }
 }

@@ -258,8 +258,8 @@ impl TicketStore for FencedStore {
         self.store.outbox_read(after, limit).await
     }
 
-    async fn outbox_ack(&self, up_to: u64) -> Result<()> {
-        self.store.outbox_ack(up_to).await
+    async fn outbox_ack(&self, seqs: &[u64]) -> Result<()> {
+        self.store.outbox_ack(seqs).await
     }
 
     async fn health(&self) -> Result<()> {

@@ -137,8 +137,12 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     /// Outbox events with `seq > after` not yet acknowledged, in order, at most `limit`.
     async fn outbox_read(&self, after: u64, limit: usize) -> Result<Vec<OutboxRecord>>;
 
-    /// Acknowledge (mark published) every outbox event with `seq <= up_to`.
-    async fn outbox_ack(&self, up_to: u64) -> Result<()>;
+    /// Acknowledge (mark published) exactly these outbox events, the ones a relay delivered.
+    /// Never a range: in a database an event's `seq` is taken when its transaction inserts it
+    /// but becomes visible when it commits, so a lower `seq` can appear after higher ones were
+    /// read, and must stay unpublished until it is delivered. Unknown or already acknowledged
+    /// `seq`s are ignored.
+    async fn outbox_ack(&self, seqs: &[u64]) -> Result<()>;
 
     /// Whether the store answers.
     async fn health(&self) -> Result<()>;

@@ -584,10 +584,11 @@ impl TicketStore for MemoryStore {
             .collect())
     }
 
-    async fn outbox_ack(&self, up_to: u64) -> Result<()> {
+    async fn outbox_ack(&self, seqs: &[u64]) -> Result<()> {
         let mut outbox = lock(&self.inner.outbox);
-        let keep = outbox.pending.split_off(&up_to.saturating_add(1));
-        outbox.pending = keep;
+        for seq in seqs {
+            outbox.pending.remove(seq);
+        }
         Ok(())
     }
 

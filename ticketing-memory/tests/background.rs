@@ -11,7 +11,7 @@ use ticketing_core::{
     Error, EventId, EventKind, EventSink, ExpirySweeper, OutboxRecord, OutboxRelay, Result,
     async_trait,
 };
-use ticketing_memory::{MemoryQueue, MemoryStore};
+use ticketing_memory::{MemoryLockManager, MemoryQueue, MemoryStore};
 
 /// Collects what it is given; fails (after delivering) the first `fail_after_delivery` calls.
 #[derive(Debug, Default)]
@@ -106,20 +106,51 @@ async fn a_lost_acknowledgement_redelivers_and_ids_deduplicate() {
 async fn several_relays_at_once_lose_nothing() {
     let h = harness().await;
     some_activity(&h, 20).await;
+    let seen = four_relays(&h, None).await;
+    let unique: HashSet<EventId> = seen.iter().map(|r| r.event.id).collect();
+    assert_eq!(unique.len(), 40, "every event delivered");
+    assert!(h.store.outbox_read(0, 100).await.expect("read").is_empty());
+}
+
+/// Four relays, each stepping until the outbox is empty; what the sink saw, in order.
+async fn four_relays(h: &Harness, lock: Option<Arc<MemoryLockManager>>) -> Vec<OutboxRecord> {
     let sink = Arc::new(Collect::default());
     let relays: Vec<_> = (0..4)
         .map(|_| {
-            let relay = OutboxRelay::new(h.store.clone(), sink.clone(), 4);
-            tokio::spawn(async move { while relay.run_once().await.expect("relay") > 0 {} })
+            let mut relay = OutboxRelay::new(h.store.clone(), sink.clone(), 4);
+            if let Some(locks) = lock.clone() {
+                relay = relay.with_lock(locks, "outbox-relay", Duration::seconds(5));
+            }
+            let store = h.store.clone();
+            tokio::spawn(async move {
+                loop {
+                    let n = relay.run_once().await.expect("relay");
+                    if n == 0 && store.outbox_read(0, 1).await.expect("read").is_empty() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
         })
         .collect();
     for r in relays {
         r.await.expect("relay task");
     }
-    let seen = sink.seen.lock().expect("lock").clone();
-    let unique: HashSet<EventId> = seen.iter().map(|r| r.event.id).collect();
-    assert_eq!(unique.len(), 40, "every event delivered");
-    assert!(h.store.outbox_read(0, 100).await.expect("read").is_empty());
+    sink.seen.lock().expect("lock").clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relays_taking_turns_deliver_each_event_once_in_order() {
+    let h = harness().await;
+    some_activity(&h, 20).await;
+    let locks = Arc::new(MemoryLockManager::new(Arc::new(h.clock.clone())));
+    let seen = four_relays(&h, Some(locks)).await;
+    let seqs: Vec<u64> = seen.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs.len(), 40, "each event delivered once: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "delivered in order: {seqs:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

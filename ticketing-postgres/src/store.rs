@@ -820,9 +820,11 @@ impl TicketStore for PgStore {
             .map_err(db)
     }
 
-    async fn outbox_ack(&self, up_to: u64) -> Result<()> {
+    async fn outbox_ack(&self, seqs: &[u64]) -> Result<()> {
+        // A seq beyond i64 cannot be in the table: leave it out.
+        let seqs: Vec<i64> = seqs.iter().filter_map(|s| i64::try_from(*s).ok()).collect();
         sqlx::query(sql!("outbox_ack"))
-            .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+            .bind(seqs)
             .execute(&self.pool)
             .await
             .map_err(db)?;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ticketing::{
-    Error, EventSink, FencedStore, Points, QueueConfig, ServiceConfig, TicketStore,
+    Error, EventSink, FencedStore, LockManager, Points, QueueConfig, ServiceConfig, TicketStore,
     TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
@@ -30,9 +30,19 @@ impl EventSink for MetricsSink {
     }
 }
 
-/// The service the configuration describes, with the demo catalog seeded if the store is empty,
-/// and where its outbox events go (a Redis Stream when Redis is configured).
-pub async fn build(config: &Config) -> Result<(TicketingService, Arc<dyn EventSink>), Error> {
+/// What the server runs on.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The service over the configured store and queue.
+    pub service: TicketingService,
+    /// Where outbox events go (a Redis Stream when Redis is configured).
+    pub sink: Arc<dyn EventSink>,
+    /// Shared by the instances of a deployment (Redis), so their outbox relays take turns.
+    pub relay_lock: Option<Arc<dyn LockManager>>,
+}
+
+/// The backends the configuration describes, with the demo catalog seeded if the store is empty.
+pub async fn build(config: &Config) -> Result<Backends, Error> {
     let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
         (StoreKind::Memory, StrategyKind::Pessimistic | StrategyKind::DistributedLock) => {
             Arc::new(MemoryStore::new(Strategy::Pessimistic))
@@ -71,11 +81,14 @@ pub async fn build(config: &Config) -> Result<(TicketingService, Arc<dyn EventSi
         )),
         None => Arc::new(MetricsSink),
     };
-    let store: Arc<dyn TicketStore> = match (config.strategy, redis.clone()) {
-        (StrategyKind::DistributedLock, Some(conn)) => Arc::new(
+    let locks: Option<Arc<dyn LockManager>> = redis.clone().map(|conn| {
+        Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())) as Arc<dyn LockManager>
+    });
+    let store: Arc<dyn TicketStore> = match (config.strategy, locks.clone()) {
+        (StrategyKind::DistributedLock, Some(locks)) => Arc::new(
             FencedStore::new(
                 base,
-                Arc::new(RedisLockManager::new(conn, config.redis_prefix.clone())),
+                locks,
                 Duration::milliseconds(i64::from(config.lock_lease_ms)),
             )
             .with_sleep(Arc::new(|d| Box::pin(tokio::time::sleep(d)))),
@@ -114,5 +127,9 @@ pub async fn build(config: &Config) -> Result<(TicketingService, Arc<dyn EventSi
         },
     )
     .with_queue(queue);
-    Ok((service, sink))
+    Ok(Backends {
+        service,
+        sink,
+        relay_lock: locks,
+    })
 }

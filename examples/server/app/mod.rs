@@ -17,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use ticketing::{EventSink, ExpirySweeper, OutboxRelay, TicketingService};
+use ticketing::{ExpirySweeper, OutboxRelay, TicketingService};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -197,10 +197,8 @@ pub fn router(
 
 /// Admit waiting tokens every 100 ms, expire due holds every second and relay outbox events
 /// every 200 ms, until aborted.
-pub fn spawn_background(
-    service: TicketingService,
-    sink: Arc<dyn EventSink>,
-) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinHandle<()>> {
+    let service = backends.service.clone();
     let admitter = {
         let service = service.clone();
         tokio::spawn(async move {
@@ -231,7 +229,10 @@ pub fn spawn_background(
         })
     };
     let relay = {
-        let relay = OutboxRelay::new(service.store().clone(), sink, 500);
+        let mut relay = OutboxRelay::new(service.store().clone(), backends.sink.clone(), 500);
+        if let Some(locks) = backends.relay_lock.clone() {
+            relay = relay.with_lock(locks, "{outbox}:relay", chrono::Duration::seconds(10));
+        }
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             loop {

@@ -671,9 +671,24 @@ pub async fn outbox_records_changes_in_order_and_acks(b: TestBackend) {
         .await
         .expect("read after");
     assert!(after.iter().all(|e| e.seq > mine[1].seq));
-    h.store.outbox_ack(mine[3].seq).await.expect("ack");
-    let left = h.store.outbox_read(0, 10_000).await.expect("outbox");
-    assert!(left.iter().all(|e| e.seq > mine[3].seq));
+    let acked: Vec<u64> = [mine[0].seq, mine[2].seq, u64::MAX].into();
+    h.store.outbox_ack(&acked).await.expect("ack");
+    let left: Vec<u64> = h
+        .store
+        .outbox_read(0, 10_000)
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert!(
+        !left.contains(&mine[0].seq) && !left.contains(&mine[2].seq),
+        "acknowledged events are no longer pending"
+    );
+    assert!(
+        left.contains(&mine[1].seq) && left.contains(&mine[3].seq),
+        "exactly the acknowledged ones: a gap stays pending"
+    );
 }
 
 /// A user's reservations come newest first, with effective statuses.
