@@ -137,6 +137,48 @@ async fn two_server_processes_never_sell_a_seat_twice() {
         ledger, total_paid,
         "the ledger agrees with what buyers were told"
     );
+
+    // Both instances relay the outbox to one Redis Stream, taking turns under a Redis lease:
+    // every event arrives, and (with no failure here) once.
+    let mut pending = i64::MAX;
+    for _ in 0..200 {
+        pending = q("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("query");
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending, 0, "the relays drained the outbox");
+    let events = q("SELECT count(*) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("query");
+    let mut redis = ticketing_redis::connect(&shared.redis_url)
+        .await
+        .expect("redis");
+    let stream: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(format!("{}events", shared.prefix))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .expect("XRANGE");
+    let ids: Vec<String> = stream
+        .ids
+        .iter()
+        .map(|e| e.get::<String>("event_id").expect("event_id"))
+        .collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len() as i64, events, "every event published");
+    assert_eq!(ids.len(), unique.len(), "no event published twice");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{}events", shared.prefix))
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
     drop(conn);
     drop(instances);
     shared.drop_schema().await;
