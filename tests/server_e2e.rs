@@ -78,6 +78,21 @@ async fn catalog_endpoints_and_operations() {
 async fn a_buyer_queues_holds_pays_and_cancels() {
     let s = memory_server().await;
     let token = s.admitted_token(7, 1).await;
+    // The admitter publishes the queue's lengths as gauges (the recorder is shared by every
+    // server of this test process, so only their presence is certain here).
+    let mut gauges = false;
+    for _ in 0..40 {
+        let text = s.send(s.http.get(format!("{}/metrics", s.root))).await.body;
+        let text = text.as_str().unwrap_or_default();
+        if text.contains("ticketing_queue_admitted{concert=\"1\"}")
+            && text.contains("ticketing_queue_waiting{concert=\"1\"}")
+        {
+            gauges = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gauges, "queue gauges in /metrics");
     let again = s
         .post("/queue/tokens", json!({"user_id": 7, "concert_id": 1}), &[])
         .await;

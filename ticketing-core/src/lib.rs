@@ -60,7 +60,9 @@ pub use ids::{
 };
 pub use lock::{Lease, LockManager};
 pub use money::Points;
-pub use queue::{QueueConfig, QueueEntry, QueueStatus, QueueTicket, QueueToken, WaitingQueue};
+pub use queue::{
+    QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
+};
 pub use service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
 pub use store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
 

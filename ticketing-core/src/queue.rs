@@ -139,6 +139,17 @@ impl QueueConfig {
     }
 }
 
+/// How many are in one concert's line at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLength {
+    /// The concert.
+    pub concert_id: ConcertId,
+    /// Tokens still waiting.
+    pub waiting: u64,
+    /// Tokens whose admission is still valid.
+    pub admitted: u64,
+}
+
 /// A waiting room per concert: FIFO, admitted by rate and max-active, admissions expire.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -158,6 +169,10 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     /// Admit the next tokens of every concert as the rate and max-active allow; returns how
     /// many were admitted. Safe to run from several places at once.
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// For every concert that has had a line: how many wait and how many hold an admission
+    /// still valid at `now`. A snapshot for gauges and dashboards, not a guarantee.
+    async fn lengths(&self, now: DateTime<Utc>) -> Result<Vec<QueueLength>>;
 }
 
 #[cfg(test)]

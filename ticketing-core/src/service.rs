@@ -7,9 +7,9 @@ use chrono::Duration;
 
 use crate::{
     Balance, CancelCommand, ChargeCommand, Clock, ConcertId, ConfirmCommand, Error, HoldCommand,
-    IdempotencyKey, OptionId, Payment, Points, QueueStatus, QueueTicket, QueueToken, Reservation,
-    ReservationId, Result, SeatId, StoredOutcome, SystemClock, TicketStore, UserId, WaitingQueue,
-    rules,
+    IdempotencyKey, OptionId, Payment, Points, QueueLength, QueueStatus, QueueTicket, QueueToken,
+    Reservation, ReservationId, Result, SeatId, StoredOutcome, SystemClock, TicketStore, UserId,
+    WaitingQueue, rules,
 };
 
 /// Limits and defaults of the service.
@@ -343,6 +343,12 @@ impl TicketingService {
     /// Admit the next waiting tokens as the rate allows (call it on a timer).
     pub async fn admit(&self) -> Result<u64> {
         self.require_queue()?.admit(self.clock.now()).await
+    }
+
+    /// How many wait and how many are admitted, per concert, now (`invalid_request` without a
+    /// queue).
+    pub async fn queue_lengths(&self) -> Result<Vec<QueueLength>> {
+        self.require_queue()?.lengths(self.clock.now()).await
     }
 
     /// Expire up to `limit` due holds in storage (correctness never depends on this running).

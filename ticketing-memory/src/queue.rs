@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
-    ConcertId, Error, QueueConfig, QueueEntry, QueueStatus, QueueTicket, QueueToken, Result,
-    UserId, WaitingQueue, async_trait,
+    ConcertId, Error, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken,
+    Result, UserId, WaitingQueue, async_trait,
 };
 use uuid::Uuid;
 
@@ -136,5 +136,24 @@ impl WaitingQueue for MemoryQueue {
             total += n;
         }
         Ok(total)
+    }
+
+    async fn lengths(&self, now: DateTime<Utc>) -> Result<Vec<QueueLength>> {
+        let state = lock(&self.state);
+        let mut lengths: Vec<QueueLength> = state
+            .rooms
+            .iter()
+            .map(|(concert, room)| QueueLength {
+                concert_id: *concert,
+                waiting: room.waiting.len() as u64,
+                admitted: room
+                    .admitted
+                    .iter()
+                    .filter(|(until, _)| *until > now)
+                    .count() as u64,
+            })
+            .collect();
+        lengths.sort_by_key(|l| l.concert_id);
+        Ok(lengths)
     }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use ticketing_core::{
-    ConcertId, Error, QueueConfig, QueueEntry, QueueTicket, QueueToken, Result, UserId,
-    WaitingQueue, async_trait,
+    ConcertId, Error, QueueConfig, QueueEntry, QueueLength, QueueTicket, QueueToken, Result,
+    UserId, WaitingQueue, async_trait,
 };
 use uuid::Uuid;
 
@@ -157,5 +157,31 @@ impl WaitingQueue for RedisQueue {
             total += admitted;
         }
         Ok(total)
+    }
+
+    async fn lengths(&self, now: DateTime<Utc>) -> Result<Vec<QueueLength>> {
+        let mut conn = self.conn.clone();
+        let mut concerts: Vec<i64> = conn.smembers(self.concerts_key()).await.map_err(backend)?;
+        concerts.sort_unstable();
+        let mut lengths = Vec::with_capacity(concerts.len());
+        for concert in concerts.into_iter().map(ConcertId) {
+            // Admitted tokens are scored by the end of their admission (exclusive).
+            let (waiting, admitted): (u64, u64) = redis::pipe()
+                .zcard(self.key(concert, "waiting"))
+                .zcount(
+                    self.key(concert, "admitted"),
+                    format!("({}", micros(now)),
+                    "+inf",
+                )
+                .query_async(&mut conn)
+                .await
+                .map_err(backend)?;
+            lengths.push(QueueLength {
+                concert_id: concert,
+                waiting,
+                admitted,
+            });
+        }
+        Ok(lengths)
     }
 }

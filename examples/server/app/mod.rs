@@ -205,10 +205,23 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                if service.queue().is_some()
-                    && let Err(e) = service.admit().await
-                {
+                if service.queue().is_none() {
+                    continue;
+                }
+                if let Err(e) = service.admit().await {
                     tracing::warn!(error = %e, "admission tick failed");
+                }
+                match service.queue_lengths().await {
+                    Ok(lengths) => {
+                        for l in lengths {
+                            let concert = l.concert_id.to_string();
+                            metrics::gauge!("ticketing_queue_waiting", "concert" => concert.clone())
+                                .set(l.waiting as f64);
+                            metrics::gauge!("ticketing_queue_admitted", "concert" => concert)
+                                .set(l.admitted as f64);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading queue lengths failed"),
                 }
             }
         })

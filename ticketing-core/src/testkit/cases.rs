@@ -766,6 +766,38 @@ pub async fn queue_is_fifo_and_idempotent_per_user(b: TestBackend) {
     );
 }
 
+/// Queue lengths count who waits and whose admission is still valid, per concert.
+pub async fn queue_lengths_count_waiting_and_admitted(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let q = h.gated_service();
+    let mine = |lengths: Vec<crate::QueueLength>| {
+        lengths
+            .into_iter()
+            .find(|l| l.concert_id == h.concert)
+            .map(|l| (l.waiting, l.admitted))
+    };
+    assert_eq!(mine(q.queue_lengths().await.expect("lengths")), None);
+    for i in 0..5 {
+        q.enqueue(h.user(i), h.concert).await.expect("enqueue");
+    }
+    assert_eq!(
+        mine(q.queue_lengths().await.expect("lengths")),
+        Some((5, 0))
+    );
+    // `queue_config`: 2 per second, at most 3 active, admissions last 60 s.
+    q.admit().await.expect("admit");
+    assert_eq!(
+        mine(q.queue_lengths().await.expect("lengths")),
+        Some((3, 2))
+    );
+    h.clock.advance(Duration::seconds(60));
+    assert_eq!(
+        mine(q.queue_lengths().await.expect("lengths")),
+        Some((3, 0)),
+        "an admission ends at its time"
+    );
+}
+
 /// Admission follows the rate (2/s) and never exceeds max-active (3).
 pub async fn queue_admits_by_rate_and_max_active(b: TestBackend) {
     let h = Harness::new(b).await;

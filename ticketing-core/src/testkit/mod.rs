@@ -302,6 +302,7 @@ macro_rules! conformance_suite {
             option_counts_follow_holds_and_expiry,
             queue_is_fifo_and_idempotent_per_user,
             queue_admits_by_rate_and_max_active,
+            queue_lengths_count_waiting_and_admitted,
             admitted_token_expires_and_rejoining_gets_a_new_token,
             gated_hold_needs_an_admitted_token_of_the_same_user_and_concert,
             concurrent_holds_on_one_seat_have_one_winner,
