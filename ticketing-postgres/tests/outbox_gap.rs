@@ -89,8 +89,7 @@ async fn an_event_committed_after_later_ones_were_acknowledged_is_still_delivere
     loop {
         let sleeping: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' \
-             AND query LIKE '%INSERT INTO outbox%' AND application_name = $1 \
-             AND datname = current_database()",
+             AND application_name = $1 AND datname = current_database()",
         )
         .bind(&app)
         .fetch_one(&pool)
@@ -98,6 +97,9 @@ async fn an_event_committed_after_later_ones_were_acknowledged_is_still_delivere
         .expect("pg_stat_activity");
         if sleeping > 0 {
             break;
+        }
+        if late.is_finished() {
+            panic!("user 2's hold ended without stalling: {:?}", late.await);
         }
         assert!(started.elapsed() < Duration::from_secs(10), "never stalled");
         tokio::time::sleep(Duration::from_millis(10)).await;
