@@ -1208,3 +1208,51 @@ pub async fn stale_fencing_tokens_are_refused(b: TestBackend) {
         .await
         .expect("the current token writes");
 }
+
+/// Several expiry sweepers at once (one per server instance, say): each due hold is expired
+/// exactly once, with one `HoldExpired` event, and its seats are free again.
+pub async fn concurrent_sweepers_expire_each_hold_once(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let holds = 30;
+    for i in 0..holds {
+        h.hold(h.user(i), &[h.seats[i as usize]])
+            .await
+            .expect("hold");
+    }
+    h.clock.advance(ttl());
+    let sweepers: Vec<_> = (0..4)
+        .map(|_| {
+            let sweeper = crate::ExpirySweeper::new(h.store.clone(), Arc::new(h.clock.clone()), 7);
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let ids = sweeper.run_once().await.expect("sweep");
+                    if ids.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(ids);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for s in join_all(sweepers).await {
+        all.extend(s);
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(
+        (all.len(), unique.len()),
+        (holds as usize, holds as usize),
+        "each hold expired exactly once"
+    );
+    let expired_events = h
+        .store
+        .outbox_read(0, 10_000)
+        .await
+        .expect("read")
+        .iter()
+        .filter(|r| matches!(r.event.kind, EventKind::HoldExpired { .. }))
+        .count();
+    assert_eq!(expired_events, holds as usize);
+    assert_eq!(h.available().await, crate::testkit::SEATS);
+}

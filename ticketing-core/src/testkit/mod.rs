@@ -311,6 +311,7 @@ macro_rules! conformance_suite {
             concurrent_holds_by_one_user_respect_the_cap,
             concurrent_retries_with_one_key_hold_once,
             concurrent_admitters_never_exceed_max_active,
+            concurrent_sweepers_expire_each_hold_once,
         );
 
         #[test]
