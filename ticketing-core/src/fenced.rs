@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand, Error,
-    HoldCommand, IdempotencyRecord, Lease, LockManager, OptionId, OptionSummary, OutboxRecord,
-    Payment, Points, Reservation, ReservationId, Result, SeatId, SeatView, ShowOption, TicketStore,
-    UserId,
+    Acquired, Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
+    Error, HoldCommand, IdempotencyRecord, Lease, LockManager, OptionId, OptionSummary,
+    OutboxRecord, Payment, Points, Reservation, ReservationId, Result, SeatId, SeatView,
+    ShowOption, TicketStore, UserId,
 };
 
 /// Wraps a store so that every seat write happens under a lease of the lock manager on those
@@ -20,6 +20,14 @@ use crate::{
 /// already accepted for a seat (`lock_lost`), so a holder whose lease lapsed while it was paused
 /// can never write. A hold whose seats are leased by someone else is answered
 /// `seat_unavailable` at the lock, without touching the store.
+///
+/// After a new hold (or an unkeyed payment) the lease is released with a "taken" hint on the
+/// seats ([`LockManager::release_taken`]) until the hold's end (for a sale, [`SOLD_HINT`]), and
+/// a cancel clears it: later holds of those seats are turned away at the lock too, so on a hot
+/// seat only the first buyer reaches the store. A hint is judged against the caller's clock
+/// and never lets a write through; if clearing one fails, a freed seat looks taken to the lock
+/// until the hint ends. Keyed holds skip hints: a retry must reach the store to get its first
+/// answer back (and a replayed answer leaves no hint, as the seats may have changed since).
 #[derive(Debug, Clone)]
 pub struct FencedStore {
     store: Arc<dyn TicketStore>,
@@ -36,6 +44,16 @@ pub type Sleep =
 #[derive(Clone, Default)]
 struct Backoff(Option<Sleep>);
 
+/// What a successful write tells the lock about its seats.
+enum Hint {
+    /// Taken until then (a hold's end; [`SOLD_HINT`] after a sale).
+    TakenUntil(DateTime<Utc>),
+    /// Free again (a cancel).
+    Freed,
+    /// Nothing to say.
+    None,
+}
+
 impl std::fmt::Debug for Backoff {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
@@ -45,6 +63,9 @@ impl std::fmt::Debug for Backoff {
         })
     }
 }
+
+/// How long a sale's "taken" hint lasts (a cancel clears it earlier).
+pub const SOLD_HINT: Duration = Duration::minutes(10);
 
 /// The lock key of a seat: hash-tagged by option, so one hold's keys share a Cluster slot.
 pub fn seat_key(option: OptionId, seat: SeatId) -> String {
@@ -131,15 +152,34 @@ impl FencedStore {
     ) -> Result<T>
     where
         F: FnOnce(Lease) -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<(T, Hint)>>,
     {
         let Some(lease) = self.lease(&keys, attempts).await? else {
             return Err(busy);
         };
-        let result = write(lease.clone()).await;
-        // A lapsed lease is harmless here: the fencing token already kept the write safe.
-        let _ = self.locks.release(&lease).await;
-        result
+        self.finish(&lease, write(lease.clone()).await).await
+    }
+
+    /// Leave the hint the write asks for, and release the lease. A lapsed lease is harmless
+    /// here: the fencing token already kept the write safe (and a lapsed lease leaves no hint).
+    async fn finish<T>(&self, lease: &Lease, result: Result<(T, Hint)>) -> Result<T> {
+        match result {
+            Ok((value, hint)) => {
+                let _ = match hint {
+                    Hint::TakenUntil(until) => self.locks.release_taken(lease, until).await,
+                    Hint::Freed => match self.locks.clear_taken(&lease.keys).await {
+                        Ok(()) => self.locks.release(lease).await,
+                        Err(e) => Err(e),
+                    },
+                    Hint::None => self.locks.release(lease).await,
+                };
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = self.locks.release(lease).await;
+                Err(e)
+            }
+        }
     }
 
     fn busy() -> Error {
@@ -182,30 +222,75 @@ impl TicketStore for FencedStore {
         let busy = Error::SeatUnavailable {
             seats: cmd.seat_ids.clone(),
         };
-        // A keyed request may be a retry racing its first attempt: wait for the lease, then
-        // the store answers with the first result. Others are turned away at the lock.
-        let attempts = if cmd.idempotency.is_some() {
-            self.attempts
+        // A keyed request may be a retry racing its first attempt: wait for the lease (hints
+        // aside), then the store answers with the first result. Others are turned away at the
+        // lock, by a lease or by a "taken" hint.
+        let cmd_id = cmd.reservation_id;
+        let lease = if cmd.idempotency.is_some() {
+            self.lease(&keys, self.attempts).await?
         } else {
-            1
+            match self
+                .locks
+                .try_acquire_untaken(&keys, self.lease, cmd.now)
+                .await?
+            {
+                Acquired::Lease(lease) => Some(lease),
+                Acquired::Taken(taken) => {
+                    let seats = cmd
+                        .seat_ids
+                        .iter()
+                        .zip(&keys)
+                        .filter(|(_, key)| taken.contains(key))
+                        .map(|(seat, _)| *seat)
+                        .collect();
+                    return Err(Error::SeatUnavailable { seats });
+                }
+                _ => None,
+            }
         };
-        self.under_lease(keys, attempts, busy, |lease| {
-            self.store.hold(HoldCommand {
+        let Some(lease) = lease else {
+            return Err(busy);
+        };
+        let held = self
+            .store
+            .hold(HoldCommand {
                 fence: Some(lease.token),
                 ..cmd
             })
-        })
-        .await
+            .await
+            .map(|r| {
+                // A new hold has the id this command chose; a replay has its first attempt's.
+                let hint = if r.id == cmd_id {
+                    Hint::TakenUntil(r.expires_at)
+                } else {
+                    Hint::None
+                };
+                (r, hint)
+            });
+        self.finish(&lease, held).await
     }
 
     async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
         let r = self.store.reservation(cmd.reservation_id, cmd.now).await?;
         let keys = Self::keys(r.option_id, &r.seat_ids);
-        self.under_lease(keys, self.attempts, Self::busy(), |lease| {
-            self.store.confirm(ConfirmCommand {
-                fence: Some(lease.token),
-                ..cmd
-            })
+        let now = cmd.now;
+        let keyed = cmd.idempotency.is_some();
+        self.under_lease(keys, self.attempts, Self::busy(), |lease| async move {
+            let paid = self
+                .store
+                .confirm(ConfirmCommand {
+                    fence: Some(lease.token),
+                    ..cmd
+                })
+                .await?;
+            // Sold: taken until a cancel clears it. A keyed payment may be a replay, after
+            // which the seats may have been freed: no hint then.
+            let hint = if keyed {
+                Hint::None
+            } else {
+                Hint::TakenUntil(now + SOLD_HINT)
+            };
+            Ok((paid, hint))
         })
         .await
     }
@@ -213,11 +298,15 @@ impl TicketStore for FencedStore {
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
         let r = self.store.reservation(cmd.reservation_id, cmd.now).await?;
         let keys = Self::keys(r.option_id, &r.seat_ids);
-        self.under_lease(keys, self.attempts, Self::busy(), |lease| {
-            self.store.cancel(CancelCommand {
-                fence: Some(lease.token),
-                ..cmd
-            })
+        self.under_lease(keys, self.attempts, Self::busy(), |lease| async move {
+            let cancelled = self
+                .store
+                .cancel(CancelCommand {
+                    fence: Some(lease.token),
+                    ..cmd
+                })
+                .await?;
+            Ok((cancelled, Hint::Freed))
         })
         .await
     }

@@ -53,12 +53,12 @@ pub use domain::{
     Reservation, ReservationStatus, Seat, SeatState, SeatStatus, SeatView, ShowOption,
 };
 pub use error::{BoxError, Error, ErrorCode, Result};
-pub use fenced::{FencedStore, Sleep, seat_key};
+pub use fenced::{FencedStore, SOLD_HINT, Sleep, seat_key};
 pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
 pub use ids::{
     ConcertId, EventId, FencingToken, OptionId, PaymentId, ReservationId, SeatId, UserId,
 };
-pub use lock::{Lease, LockManager};
+pub use lock::{Acquired, Lease, LockManager};
 pub use money::Points;
 pub use queue::{
     QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,

@@ -22,6 +22,18 @@ pub struct Lease {
     pub expires_at: DateTime<Utc>,
 }
 
+/// What [`LockManager::try_acquire_untaken`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Acquired {
+    /// Every key, leased.
+    Lease(Lease),
+    /// Some key is leased by someone else.
+    Busy,
+    /// These keys (sorted) carry a "taken" hint that ends after the caller's `now`.
+    Taken(Vec<String>),
+}
+
 /// Leases several keys at once, all or none.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -31,4 +43,37 @@ pub trait LockManager: Send + Sync + Debug + 'static {
 
     /// Give a lease back early; `false` if it had already lapsed or been taken over.
     async fn release(&self, lease: &Lease) -> Result<bool>;
+
+    /// Like [`try_acquire`](Self::try_acquire), but refused with the hinted keys while any key
+    /// carries a "taken" hint whose end is after `now` (see
+    /// [`release_taken`](Self::release_taken)). The default ignores hints.
+    async fn try_acquire_untaken(
+        &self,
+        keys: &[String],
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Acquired> {
+        let _ = now;
+        Ok(match self.try_acquire(keys, ttl).await? {
+            Some(lease) => Acquired::Lease(lease),
+            None => Acquired::Busy,
+        })
+    }
+
+    /// Release the lease and, only if it was still whole (not lapsed, not taken over), leave
+    /// on its keys a hint that they are taken until `until`: until then
+    /// [`try_acquire_untaken`](Self::try_acquire_untaken) turns callers away without a lease, so
+    /// the losers of a hot seat never reach the store. A hint can only turn a caller away early,
+    /// never let a write through: the store still decides every write. The default only
+    /// releases.
+    async fn release_taken(&self, lease: &Lease, until: DateTime<Utc>) -> Result<bool> {
+        let _ = until;
+        self.release(lease).await
+    }
+
+    /// Drop the "taken" hints of these keys (their seats were freed before the hints' end).
+    async fn clear_taken(&self, keys: &[String]) -> Result<()> {
+        let _ = keys;
+        Ok(())
+    }
 }

@@ -53,4 +53,14 @@ mod distributed_lock {
     }
 
     ticketing_core::conformance_suite!(backend);
+
+    #[tokio::test]
+    async fn taken_hints_keep_losers_off_the_store() {
+        ticketing_core::testkit::hints::taken_hints_keep_losers_off_the_store(
+            Arc::new(MemoryStore::pessimistic()),
+            Arc::new(MemoryLockManager::new(Arc::new(SystemClock))),
+            MemoryQueue::new(queue_config()),
+        )
+        .await;
+    }
 }

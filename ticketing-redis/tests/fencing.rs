@@ -135,3 +135,16 @@ async fn leases_are_all_or_none_and_released_only_by_their_owner() {
     assert!(again.token > first.token);
     assert!(locks.release(&third).await.expect("redis"));
 }
+
+#[tokio::test]
+async fn taken_hints_keep_losers_off_the_store() {
+    let Some((conn, prefix)) = common::redis().await else {
+        return;
+    };
+    ticketing_core::testkit::hints::taken_hints_keep_losers_off_the_store(
+        std::sync::Arc::new(MemoryStore::pessimistic()),
+        std::sync::Arc::new(RedisLockManager::new(conn, prefix)),
+        MemoryQueue::new(Default::default()),
+    )
+    .await;
+}

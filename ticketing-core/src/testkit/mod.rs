@@ -28,6 +28,7 @@ use crate::{
 };
 
 pub mod cases;
+pub mod hints;
 pub mod model;
 
 /// What a backend hands the suite: a store and a waiting queue built with [`queue_config`].
