@@ -1,6 +1,9 @@
 //! The PostgreSQL [`TicketStore`]. Every rule comes from `ticketing_core::rules`; SQL only
 //! loads, locks and stores.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -42,11 +45,15 @@ macro_rules! retrying {
     }};
 }
 
-/// The PostgreSQL store. Cheap to clone (the pool is shared).
+/// The PostgreSQL store. Cheap to clone (the pool and the option cache are shared).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     config: PgConfig,
+    /// Show options never change once seeded (the store only inserts them), so the ones read
+    /// are kept: every hold looks its option up, and a hot-seat loser turned away at a lock
+    /// should not need the database for that.
+    options: Arc<RwLock<HashMap<OptionId, ShowOption>>>,
 }
 
 fn ids(seats: &[SeatId]) -> Vec<i64> {
@@ -65,7 +72,11 @@ impl PgStore {
     /// A store over an existing pool (run [`crate::migrate`] on it first). Its connections
     /// should have a `lock_timeout` (see [`PgConfig::connect_options`]).
     pub fn new(pool: PgPool, config: PgConfig) -> Self {
-        Self { pool, config }
+        Self {
+            pool,
+            config,
+            options: Arc::default(),
+        }
     }
 
     /// The pool.
@@ -651,7 +662,13 @@ fn done<T>(r: Result<T, Fail>) -> Result<T> {
 #[async_trait]
 impl TicketStore for PgStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
-        done(self.try_seed(catalog).await)
+        done(self.try_seed(catalog).await)?;
+        if let Ok(mut cache) = self.options.write() {
+            for option in &catalog.options {
+                cache.insert(option.id, option.clone());
+            }
+        }
+        Ok(())
     }
 
     async fn concerts(&self) -> Result<Vec<Concert>> {
@@ -698,13 +715,25 @@ impl TicketStore for PgStore {
     }
 
     async fn option(&self, option: OptionId) -> Result<ShowOption> {
+        if let Some(known) = self
+            .options
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&option).cloned())
+        {
+            return Ok(known);
+        }
         let row = sqlx::query(sql!("option"))
             .bind(option.0)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?
             .ok_or_else(|| Error::not_found("option", option))?;
-        rows::option(&row).map_err(db)
+        let found = rows::option(&row).map_err(db)?;
+        if let Ok(mut cache) = self.options.write() {
+            cache.insert(option, found.clone());
+        }
+        Ok(found)
     }
 
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
