@@ -26,8 +26,9 @@ use crate::{
 /// a cancel clears it: later holds of those seats are turned away at the lock too, so on a hot
 /// seat only the first buyer reaches the store. A hint is judged against the caller's clock
 /// and never lets a write through; if clearing one fails, a freed seat looks taken to the lock
-/// until the hint ends. Keyed holds skip hints: a retry must reach the store to get its first
-/// answer back (and a replayed answer leaves no hint, as the seats may have changed since).
+/// until the hint ends. A keyed hold refused by a hint asks the store whether its key was used
+/// before (its first attempt may have left the hint) and if so goes on to the store for the
+/// first answer; a replayed answer leaves no hint, as the seats may have changed since.
 #[derive(Debug, Clone)]
 pub struct FencedStore {
     store: Arc<dyn TicketStore>,
@@ -131,16 +132,21 @@ impl FencedStore {
                 return Ok(Some(lease));
             }
             if attempt + 1 < attempts {
-                match &self.sleep.0 {
-                    Some(sleep) => {
-                        let ms = 1u64 << attempt.min(6);
-                        sleep(std::time::Duration::from_millis(ms.min(50))).await;
-                    }
-                    None => YieldNow(false).await,
-                }
+                self.pause(attempt).await;
             }
         }
         Ok(None)
+    }
+
+    /// Wait between tries for a busy lease: 1 ms doubling up to 50 ms, or a yield.
+    async fn pause(&self, attempt: u32) {
+        match &self.sleep.0 {
+            Some(sleep) => {
+                let ms = 1u64 << attempt.min(6);
+                sleep(std::time::Duration::from_millis(ms.min(50))).await;
+            }
+            None => YieldNow(false).await,
+        }
     }
 
     async fn under_lease<T, F, Fut>(
@@ -222,32 +228,56 @@ impl TicketStore for FencedStore {
         let busy = Error::SeatUnavailable {
             seats: cmd.seat_ids.clone(),
         };
-        // A keyed request may be a retry racing its first attempt: wait for the lease (hints
-        // aside), then the store answers with the first result. Others are turned away at the
-        // lock, by a lease or by a "taken" hint.
+        // Turned away at the lock: by a "taken" hint, or by a lease. A keyed request may be a
+        // retry racing its first attempt, so it waits for a busy lease, and when its seats are
+        // hinted taken it asks the store whether its key was used (the hint may be its first
+        // attempt's): if so, it goes on to the store, which answers with the first result.
         let cmd_id = cmd.reservation_id;
-        let lease = if cmd.idempotency.is_some() {
-            self.lease(&keys, self.attempts).await?
+        let attempts = if cmd.idempotency.is_some() {
+            self.attempts
         } else {
+            1
+        };
+        let mut lease = None;
+        for attempt in 0..attempts {
             match self
                 .locks
                 .try_acquire_untaken(&keys, self.lease, cmd.now)
                 .await?
             {
-                Acquired::Lease(lease) => Some(lease),
-                Acquired::Taken(taken) => {
-                    let seats = cmd
-                        .seat_ids
-                        .iter()
-                        .zip(&keys)
-                        .filter(|(_, key)| taken.contains(key))
-                        .map(|(seat, _)| *seat)
-                        .collect();
-                    return Err(Error::SeatUnavailable { seats });
+                Acquired::Lease(l) => {
+                    lease = Some(l);
+                    break;
                 }
-                _ => None,
+                Acquired::Taken(taken) => {
+                    let used = match &cmd.idempotency {
+                        Some(k) => self
+                            .store
+                            .idempotency_record(k.user_id, &k.key)
+                            .await?
+                            .is_some(),
+                        None => false,
+                    };
+                    if !used {
+                        let seats = cmd
+                            .seat_ids
+                            .iter()
+                            .zip(&keys)
+                            .filter(|(_, key)| taken.contains(key))
+                            .map(|(seat, _)| *seat)
+                            .collect();
+                        return Err(Error::SeatUnavailable { seats });
+                    }
+                    lease = self.lease(&keys, attempts - attempt).await?;
+                    break;
+                }
+                _ => {
+                    if attempt + 1 < attempts {
+                        self.pause(attempt).await;
+                    }
+                }
             }
-        };
+        }
         let Some(lease) = lease else {
             return Err(busy);
         };

@@ -107,7 +107,8 @@ impl TicketStore for CountingStore {
 /// With `locks` in front of `inner` (a fresh store): after a hold, the losers of its seat are
 /// refused at the lock (naming only the taken seats) without reaching the store, also after
 /// the seat is sold; a cancel, or the hold's end on the caller's clock, frees the seat for the
-/// next buyer at once; a keyed retry gets its first answer.
+/// next buyer at once; a keyed retry gets its first answer, a new key of another buyer is
+/// refused at the lock.
 pub async fn taken_hints_keep_losers_off_the_store(
     inner: Arc<dyn TicketStore>,
     locks: Arc<dyn LockManager>,
@@ -156,6 +157,13 @@ pub async fn taken_hints_keep_losers_off_the_store(
     let a = h.service.hold(keyed.clone()).await.expect("keyed hold");
     let b = h.service.hold(keyed).await.expect("keyed retry");
     assert_eq!(a.id, b.id);
+    assert_eq!(reached(), 4);
+    // Another buyer's keyed hold of that seat is refused at the lock as well (its key is new).
+    let other = HoldRequest {
+        idempotency_key: Some("mine".into()),
+        ..hold_request(h.user(35), h.option, &[s[2]])
+    };
+    assert_code(h.service.hold(other).await, ErrorCode::SeatUnavailable);
     assert_eq!(reached(), 4);
 
     // Sold: turned away at the lock also after the hold's own hint ended.
