@@ -183,6 +183,18 @@ pub async fn get(http: &reqwest::Client, url: String) -> Value {
         .expect("json")
 }
 
+/// Charge `amount` points to `user` (asserting 200).
+pub async fn charge(http: &reqwest::Client, base: &str, user: i64, amount: i64) {
+    let (status, answer) = post(
+        http,
+        format!("{base}/point/charge"),
+        serde_json::json!({"user_id": user, "amount": amount}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "charge: {answer}");
+}
+
 /// Join the queue of concert 1 and wait (at most 20 s) until admitted; the token.
 pub async fn admitted_token(http: &reqwest::Client, base: &str, user: i64) -> String {
     let (status, t) = post(

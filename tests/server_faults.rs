@@ -16,7 +16,7 @@ mod process_common;
 
 use std::time::{Duration, Instant};
 
-use process_common::{Shared, admitted_token, get, post, server_binary, spawn};
+use process_common::{Shared, admitted_token, charge, get, post, server_binary, spawn};
 use serde_json::{Value, json};
 
 const CHARGE: i64 = 100_000;
@@ -65,6 +65,17 @@ async fn seat_status(http: &reqwest::Client, base: &str, seat: i64) -> String {
         .to_owned()
 }
 
+/// Payments, seat sales and ledger debits in the test's schema.
+async fn payment_counts(conn: &mut sqlx::PgConnection) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM seat_sales), \
+                (SELECT count(*) FROM wallet_ledger WHERE kind = 'payment')",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("counts")
+}
+
 async fn balance(http: &reqwest::Client, base: &str, user: i64) -> Value {
     get(http, format!("{base}/users/{user}/points")).await["balance"].clone()
 }
@@ -85,14 +96,7 @@ async fn a_server_killed_between_debit_and_confirm_loses_no_point_and_sells_no_s
     let survivor = spawn(&binary, &shared, &shared.db_url, &vars).await;
     let http = reqwest::Client::new();
     let user = 7;
-    let (status, _) = post(
-        &http,
-        format!("{}/point/charge", victim.base),
-        json!({"user_id": user, "amount": CHARGE}),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200);
+    charge(&http, &victim.base, user, CHARGE).await;
     let token = admitted_token(&http, &victim.base, user).await;
     let (status, held) = post(
         &http,
@@ -179,13 +183,7 @@ async fn a_server_killed_between_debit_and_confirm_loses_no_point_and_sells_no_s
     assert_eq!(seat_status(&http, base, 1).await, "held", "seat not sold");
     let r = get(&http, format!("{base}/reservations/{reservation}")).await;
     assert_eq!(r["status"], "held", "{r}");
-    let counts: (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM seat_sales), \
-                (SELECT count(*) FROM wallet_ledger WHERE kind = 'payment')",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .expect("counts");
+    let counts = payment_counts(&mut conn).await;
     assert_eq!(counts, (0, 0, 0), "payments, sales, debits");
 
     // The client retries on the other instance with the same key: paid once.
@@ -203,13 +201,7 @@ async fn a_server_killed_between_debit_and_confirm_loses_no_point_and_sells_no_s
     assert_eq!(status, 201, "{paid}");
     assert_eq!(balance(&http, base, user).await, CHARGE - price);
     assert_eq!(seat_status(&http, base, 1).await, "sold");
-    let counts: (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM seat_sales), \
-                (SELECT count(*) FROM wallet_ledger WHERE kind = 'payment')",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .expect("counts");
+    let counts = payment_counts(&mut conn).await;
     assert_eq!(counts, (1, 1, 1), "payments, sales, debits");
     eprintln!(
         "killed between debit and confirm: client saw {answer:?}; the session ended {rolled_back:?} after SIGKILL"
@@ -240,14 +232,7 @@ async fn a_paused_lock_holder_cannot_write_after_its_lease_lapsed() {
     let (p, q) = (11, 12);
     let mut tokens = Vec::new();
     for (user, base) in [(p, &paused.base), (q, &other.base)] {
-        let (status, _) = post(
-            &http,
-            format!("{base}/point/charge"),
-            json!({"user_id": user, "amount": CHARGE}),
-            &[],
-        )
-        .await;
-        assert_eq!(status, 200);
+        charge(&http, base, user, CHARGE).await;
         tokens.push(admitted_token(&http, base, user).await);
     }
     let (p_token, q_token) = (tokens[0].clone(), tokens[1].clone());

@@ -6,7 +6,7 @@ mod process_common;
 
 use std::collections::HashMap;
 
-use process_common::{Shared, admitted_token, get, post, service_urls};
+use process_common::{Shared, admitted_token, charge, get, post, service_urls};
 use serde_json::json;
 
 const BUYERS: i64 = 300;
@@ -22,14 +22,7 @@ struct Tally {
 async fn buyer(http: reqwest::Client, base: String, user: i64) -> Tally {
     let mut tally = Tally::default();
     let token = admitted_token(&http, &base, user).await;
-    let (status, _) = post(
-        &http,
-        format!("{base}/point/charge"),
-        json!({"user_id": user, "amount": CHARGE}),
-        &[],
-    )
-    .await;
-    assert_eq!(status, 200);
+    charge(&http, &base, user, CHARGE).await;
     for attempt in 0..3 {
         let seat = (user * 7 + attempt * 11) % SEATS + 1;
         let (status, r) = post(
