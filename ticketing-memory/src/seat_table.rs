@@ -15,9 +15,10 @@ pub enum Strategy {
     /// each other in a cycle), check, write, unlock.
     #[cfg(feature = "pessimistic")]
     Pessimistic,
-    /// Read each seat's version without holding any lock, decide, then compare-and-set each
-    /// seat in ascending order; if one changed meanwhile, roll back the ones already set and
-    /// try again, at most `max_retries` times.
+    /// Read each seat's version without holding any lock and decide; then lock the seats in
+    /// ascending order, compare every version with the one read and write all or none; if one
+    /// changed meanwhile, read again, at most `max_retries` more times. No tentative write is
+    /// ever visible.
     #[cfg(feature = "optimistic")]
     Optimistic {
         /// Attempts after the first before giving up with a retryable error.
@@ -185,46 +186,90 @@ where
     F: Fn(&[SeatState]) -> Result<Vec<SeatState>, Error>,
 {
     for _ in 0..=max_retries {
-        // Read phase: a consistent-enough snapshot, one seat at a time, no lock held between.
+        // Read phase: a snapshot taken one seat at a time, no lock held between, and the
+        // decision made on it without any lock held.
         let seen: Vec<Versioned> = cells.iter().map(|c| *lock(&c.slot)).collect();
         if !seen.iter().all(|v| rules::fence_allows(v.fence, fence)) {
             return Err(Error::LockLost);
         }
         let states: Vec<SeatState> = seen.iter().map(|v| v.state).collect();
         let next = decide(&states)?;
-        // Write phase: compare-and-set each seat against the version read.
-        let mut done = 0;
-        for ((cell, old), state) in cells.iter().zip(&seen).zip(&next) {
-            let mut slot = lock(&cell.slot);
-            if slot.version != old.version {
-                break;
-            }
-            *slot = Versioned {
+        // Write phase: take every cell's lock (ascending id order, as the caller sorted them,
+        // so two writers never wait on each other in a cycle), compare every version with the
+        // one read, and write all seats or none. Nothing is written before every seat has
+        // been validated, so no other writer ever sees a tentative state (a written-then-undone
+        // seat could be rewritten by a third writer in between, and the undo then skipped,
+        // leaving a phantom hold).
+        #[cfg(ticketing_control = "tentative_writes")]
+        if tentative_writes(cells, &seen, &next, fence) {
+            return Ok(());
+        } else {
+            continue;
+        }
+        #[allow(unreachable_code)]
+        let mut guards: Vec<_> = cells.iter().map(|c| lock(&c.slot)).collect();
+        if guards
+            .iter()
+            .zip(&seen)
+            .any(|(slot, old)| slot.version != old.version)
+        {
+            drop(guards);
+            continue;
+        }
+        for ((slot, old), state) in guards.iter_mut().zip(&seen).zip(&next) {
+            **slot = Versioned {
                 version: old.version + 1,
                 state: *state,
                 fence: old.fence.max(fence),
             };
-            done += 1;
         }
-        if done == cells.len() {
-            return Ok(());
-        }
-        // Lost a race on seat `done`: undo the seats already set, each only if it still holds
-        // what this attempt wrote, then read again.
-        for (cell, old) in cells.iter().zip(&seen).take(done) {
-            let mut slot = lock(&cell.slot);
-            if slot.version == old.version + 1 {
-                *slot = Versioned {
-                    version: old.version + 2,
-                    state: old.state,
-                    fence: old.fence,
-                };
-            }
-        }
+        return Ok(());
     }
     Err(Error::Unavailable {
         message: format!("seat writes kept conflicting after {max_retries} retries"),
         retryable: true,
         source: None,
     })
+}
+
+/// The negative control of the phantom-hold fix, compiled only with
+/// `--cfg ticketing_control="tentative_writes"` (see `scripts/controls.sh`): the old write
+/// phase, which compare-and-sets seats one at a time and undoes the ones already set when a
+/// later one loses, but only if each still carries this attempt's version. A third writer that
+/// rewrites such a seat in between makes the undo skip it: the loom model
+/// `a_release_between_tentative_write_and_undo_leaves_no_phantom_hold` must fail with it.
+#[cfg(all(feature = "optimistic", ticketing_control = "tentative_writes"))]
+fn tentative_writes(
+    cells: &[Arc<SeatCell>],
+    seen: &[Versioned],
+    next: &[SeatState],
+    fence: Option<FencingToken>,
+) -> bool {
+    let mut done = 0;
+    for ((cell, old), state) in cells.iter().zip(seen).zip(next) {
+        let mut slot = lock(&cell.slot);
+        if slot.version != old.version {
+            break;
+        }
+        *slot = Versioned {
+            version: old.version + 1,
+            state: *state,
+            fence: old.fence.max(fence),
+        };
+        done += 1;
+    }
+    if done == cells.len() {
+        return true;
+    }
+    for (cell, old) in cells.iter().zip(seen).take(done) {
+        let mut slot = lock(&cell.slot);
+        if slot.version == old.version + 1 {
+            *slot = Versioned {
+                version: old.version + 2,
+                state: old.state,
+                fence: old.fence,
+            };
+        }
+    }
+    false
 }

@@ -141,3 +141,68 @@ fn holds_naming_the_same_seats_in_opposite_orders_never_deadlock() {
         });
     }
 }
+
+/// A release by another reservation (the expiry sweeper or a cancel) rewrites a seat without
+/// changing what it holds. If a multi-seat hold that later loses had already written that seat
+/// tentatively, the release must not turn the tentative write into a hold that no reservation
+/// owns: a loser leaves no trace on any seat.
+#[test]
+fn a_release_between_tentative_write_and_undo_leaves_no_phantom_hold() {
+    for strategy in strategies() {
+        loom::model(move || {
+            let table = table(strategy, 2);
+            // Seat 1 is held by an expired hold (X), so A may take it; seat 2 is free and
+            // contested by B.
+            let x = ReservationId::new();
+            let expired = t0() - Duration::seconds(1);
+            let cells = table.cells(&[SeatId(1)]).expect("seat");
+            table
+                .transact(&cells, None, |_| {
+                    Ok(vec![SeatState::Held {
+                        reservation: x,
+                        until: expired,
+                    }])
+                })
+                .expect("seed");
+            let (a, b) = (ReservationId::new(), ReservationId::new());
+            let ta = {
+                let table = table.clone();
+                thread::spawn(move || hold(&table, &[1, 2], a).is_ok())
+            };
+            let tb = {
+                let table = table.clone();
+                thread::spawn(move || hold(&table, &[2], b).is_ok())
+            };
+            let tc = {
+                let table = table.clone();
+                thread::spawn(move || {
+                    let cells = table.cells(&[SeatId(1)]).expect("seat");
+                    table
+                        .transact(&cells, None, |s| Ok(vec![rules::release_seat(s[0], x)]))
+                        .expect("release never fails");
+                })
+            };
+            let (wa, wb) = (ta.join().expect("join"), tb.join().expect("join"));
+            tc.join().expect("join");
+            let owner = |id| state(&table, id).reservation();
+            if !wa {
+                assert_ne!(
+                    owner(1),
+                    Some(a),
+                    "{strategy:?}: phantom hold of A on seat 1"
+                );
+                assert_ne!(
+                    owner(2),
+                    Some(a),
+                    "{strategy:?}: phantom hold of A on seat 2"
+                );
+            }
+            if wb {
+                assert_eq!(owner(2), Some(b), "{strategy:?}");
+            }
+            if wa {
+                assert_eq!((owner(1), owner(2)), (Some(a), Some(a)), "{strategy:?}");
+            }
+        });
+    }
+}
