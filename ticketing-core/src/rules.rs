@@ -14,6 +14,13 @@
 
 use chrono::{DateTime, Utc};
 
+mod commands;
+
+pub use commands::{
+    CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
+    decide_confirm, decide_hold, seats_owned,
+};
+
 use crate::{
     Error, FencingToken, Points, Reservation, ReservationId, ReservationStatus, SeatId, SeatState,
 };

@@ -7,10 +7,12 @@ use ticketing_core::{
     Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
     DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
     OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    ReservationStatus, Result, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
-    UserId, async_trait,
+    Result, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore, UserId,
+    async_trait,
     rules::{self, Action},
 };
+
+use std::cell::RefCell;
 
 use crate::seat_table::{SeatCell, SeatTable, Strategy};
 use crate::sync::{Arc, Mutex, RwLock, lock, read, write};
@@ -83,21 +85,6 @@ impl UserBook {
                 },
             );
         }
-    }
-
-    /// Seats of `option` the user holds (unexpired) or owns at `now`.
-    fn seats_of(&self, option: OptionId, now: DateTime<Utc>) -> u64 {
-        self.reservations
-            .values()
-            .filter(|r| r.option_id == option)
-            .filter(|r| {
-                matches!(
-                    rules::effective_status(r, now),
-                    ReservationStatus::Held | ReservationStatus::Confirmed
-                )
-            })
-            .map(|r| r.seat_ids.len() as u64)
-            .sum()
     }
 }
 
@@ -241,6 +228,11 @@ impl MemoryStore {
     }
 }
 
+/// A seat transaction that succeeded always ran its decision at least once.
+fn no_decision() -> Error {
+    Error::invalid("a seat transaction succeeded without a decision")
+}
+
 #[async_trait]
 impl TicketStore for MemoryStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
@@ -349,66 +341,27 @@ impl TicketStore for MemoryStore {
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
         self.option(cmd.option_id).await?;
         let cells = self.inner.seats.cells(&cmd.seat_ids)?;
-        if let Some(c) = cells.iter().find(|c| c.seat().option_id != cmd.option_id) {
-            return Err(Error::invalid(format!(
-                "seat {} is not of option {}",
-                c.seat().id,
-                cmd.option_id
-            )));
-        }
-        let amount = Points::checked_sum(cells.iter().map(|c| c.seat().price))?;
         let book = self.book(cmd.user_id);
         let mut book = lock(&book);
         if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
             return outcome.into_hold();
         }
-        if let Some(limit) = cmd.max_seats_per_user {
-            let would_have = book.seats_of(cmd.option_id, cmd.now) + cmd.seat_ids.len() as u64;
-            if would_have > u64::from(limit) {
-                return Err(Error::LimitExceeded { limit, would_have });
-            }
-        }
-        let (id, until, now) = (cmd.reservation_id, cmd.expires_at, cmd.now);
+        let owned = rules::seats_owned(book.reservations.values(), cmd.option_id, cmd.now);
+        let seats: Vec<&Seat> = cells.iter().map(|c| c.seat()).collect();
+        let decided = RefCell::new(None);
         self.inner.seats.transact(&cells, cmd.fence, |states| {
-            let next: Vec<_> = states
-                .iter()
-                .map(|s| rules::hold_seat(*s, id, until, now))
-                .collect();
-            let taken: Vec<SeatId> = next
-                .iter()
-                .zip(&cmd.seat_ids)
-                .filter(|(r, _)| r.is_err())
-                .map(|(_, id)| *id)
-                .collect();
-            if taken.is_empty() {
-                Ok(next.into_iter().flatten().collect())
-            } else {
-                Err(Error::SeatUnavailable { seats: taken })
-            }
+            let d = rules::decide_hold(&cmd, &seats, states, owned)?;
+            let next = d.seats.clone();
+            *decided.borrow_mut() = Some(d);
+            Ok(next)
         })?;
-        let reservation = Reservation {
-            id,
-            user_id: cmd.user_id,
-            option_id: cmd.option_id,
-            seat_ids: cmd.seat_ids,
-            status: ReservationStatus::Held,
-            amount,
-            expires_at: until,
-            created_at: now,
-            payment_id: None,
-            refunded_amount: Points::ZERO,
-        };
-        book.reservations.insert(id, reservation.clone());
-        write(&self.inner.owners).insert(id, cmd.user_id);
+        let d = decided.into_inner().ok_or_else(no_decision)?;
+        let reservation = d.reservation;
+        book.reservations
+            .insert(reservation.id, reservation.clone());
+        write(&self.inner.owners).insert(reservation.id, cmd.user_id);
         book.remember(cmd.idempotency, StoredOutcome::Hold(reservation.clone()));
-        self.emit(
-            now,
-            EventKind::HoldPlaced {
-                reservation_id: id,
-                user_id: reservation.user_id,
-                seat_ids: reservation.seat_ids.clone(),
-            },
-        );
+        self.emit(cmd.now, d.event);
         Ok(reservation)
     }
 
@@ -427,48 +380,24 @@ impl TicketStore for MemoryStore {
             .get(&cmd.reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
-        let transition = rules::transition(&reservation, Action::Confirm, cmd.now)?;
-        if book.balance < reservation.amount {
-            return Err(Error::InsufficientPoints {
-                balance: book.balance,
-                required: reservation.amount,
-            });
-        }
-        let balance = book.balance.checked_sub(reservation.amount)?;
+        // Refusals that need no seat come first.
+        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
+        let decided = RefCell::new(None);
         self.inner.seats.transact(&cells, cmd.fence, |states| {
-            states
-                .iter()
-                .map(|s| rules::sell_seat(*s, reservation.id, cmd.now))
-                .collect()
+            let d = rules::decide_confirm(&cmd, &reservation, balance, states, payment_id)?;
+            let next = d.seats.clone();
+            *decided.borrow_mut() = Some(d);
+            Ok(next)
         })?;
-        let payment = Payment {
-            id: PaymentId::new(),
-            reservation_id: reservation.id,
-            user_id: owner,
-            amount: reservation.amount,
-            balance,
-            created_at: cmd.now,
-        };
-        book.balance = balance;
-        book.reservations.insert(
-            reservation.id,
-            Reservation {
-                status: transition.to,
-                payment_id: Some(payment.id),
-                ..reservation
-            },
-        );
-        book.remember(cmd.idempotency, StoredOutcome::Payment(payment.clone()));
-        self.emit(
-            cmd.now,
-            EventKind::HoldConfirmed {
-                reservation_id: payment.reservation_id,
-                payment_id: payment.id,
-                amount: payment.amount,
-            },
-        );
-        Ok(payment)
+        let d = decided.into_inner().ok_or_else(no_decision)?;
+        book.balance = d.payment.balance;
+        book.reservations
+            .insert(d.reservation.id, d.reservation.clone());
+        book.remember(cmd.idempotency, StoredOutcome::Payment(d.payment.clone()));
+        self.emit(cmd.now, d.event);
+        Ok(d.payment)
     }
 
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
@@ -483,24 +412,22 @@ impl TicketStore for MemoryStore {
             .get(&cmd.reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
-        let transition = rules::transition(&reservation, Action::Cancel, cmd.now)?;
-        let balance = book.balance.checked_add(transition.refund)?;
-        self.release(&reservation, cmd.fence)?;
-        let cancelled = Reservation {
-            status: transition.to,
-            refunded_amount: transition.refund,
-            ..reservation
-        };
-        book.balance = balance;
-        book.reservations.insert(cancelled.id, cancelled.clone());
-        self.emit(
-            cmd.now,
-            EventKind::ReservationCancelled {
-                reservation_id: cancelled.id,
-                refunded: transition.refund,
-            },
-        );
-        Ok(cancelled)
+        rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let balance = book.balance;
+        let cells = self.inner.seats.cells(&reservation.seat_ids)?;
+        let decided = RefCell::new(None);
+        self.inner.seats.transact(&cells, cmd.fence, |states| {
+            let d = rules::decide_cancel(&cmd, &reservation, balance, states)?;
+            let next = d.seats.clone();
+            *decided.borrow_mut() = Some(d);
+            Ok(next)
+        })?;
+        let d = decided.into_inner().ok_or_else(no_decision)?;
+        book.balance = d.balance;
+        book.reservations
+            .insert(d.reservation.id, d.reservation.clone());
+        self.emit(cmd.now, d.event);
+        Ok(d.reservation)
     }
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ReservationId>> {
@@ -576,19 +503,11 @@ impl TicketStore for MemoryStore {
         if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
             return outcome.into_charge();
         }
-        book.balance = book.balance.checked_add(cmd.amount)?;
-        let balance = Balance {
-            user_id: cmd.user_id,
-            balance: book.balance,
-        };
+        let d = rules::decide_charge(&cmd, book.balance)?;
+        book.balance = d.balance.balance;
+        let balance = d.balance;
+        self.emit(cmd.now, rules::ChargeDecision::event(&cmd));
         book.remember(cmd.idempotency, StoredOutcome::Charge(balance));
-        self.emit(
-            cmd.now,
-            EventKind::PointsCharged {
-                user_id: cmd.user_id,
-                amount: cmd.amount,
-            },
-        );
         Ok(balance)
     }
 

@@ -33,6 +33,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 mod error;
 mod rows;
 mod store;
@@ -43,6 +44,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use ticketing_core::{Error, TicketStore};
 
+pub use batch::BatchConfig;
 pub use store::PgStore;
 
 /// The migrations shipped with this crate.
@@ -94,6 +96,14 @@ pub struct PgConfig {
     pub lock_timeout: Duration,
     /// How long to wait for a free connection.
     pub acquire_timeout: Duration,
+    /// Group commit: `Some` runs holds, payments, cancels and charges in shared transactions
+    /// (see [`BatchConfig`]); `None` runs each in a transaction of its own.
+    ///
+    /// In batched mode every batch locks the rows it needs (wallets, reservations, seats, in
+    /// that order, each ascending), whatever the strategy; the strategy decides only whether a
+    /// seat another transaction has locked is waited for (`Optimistic`, `Pessimistic { Wait }`)
+    /// or skipped and its holds answered `seat_unavailable` at once (`Pessimistic { NoWait }`).
+    pub batch: Option<BatchConfig>,
 }
 
 impl Default for PgConfig {
@@ -109,6 +119,7 @@ impl Default for PgConfig {
             max_connections: 16,
             lock_timeout: Duration::from_secs(2),
             acquire_timeout: Duration::from_secs(5),
+            batch: None,
         }
     }
 }

@@ -12,13 +12,14 @@ use ticketing_core::{
     Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
     DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
     OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    ReservationStatus, Result, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
-    UserId, async_trait,
+    ReservationStatus, Result, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome,
+    TicketStore, UserId, async_trait,
 };
 use uuid::Uuid;
 
 #[cfg(feature = "pessimistic")]
 use crate::LockWait;
+use crate::batch::{Batcher, Command, Outcome};
 use crate::error::{Fail, code, db};
 use crate::rows::{self, SeatRow};
 use crate::{PgConfig, PgStrategy};
@@ -54,6 +55,8 @@ pub struct PgStore {
     /// are kept: every hold looks its option up, and a hot-seat loser turned away at a lock
     /// should not need the database for that.
     options: Arc<RwLock<HashMap<OptionId, ShowOption>>>,
+    /// The group-commit queue, when [`PgConfig::batch`] is set.
+    batcher: Option<Arc<Batcher>>,
 }
 
 fn ids(seats: &[SeatId]) -> Vec<i64> {
@@ -72,10 +75,23 @@ impl PgStore {
     /// A store over an existing pool (run [`crate::migrate`] on it first). Its connections
     /// should have a `lock_timeout` (see [`PgConfig::connect_options`]).
     pub fn new(pool: PgPool, config: PgConfig) -> Self {
+        let batcher = config.batch.map(|batch| {
+            #[cfg(feature = "pessimistic")]
+            let skip_locked = matches!(
+                config.strategy,
+                PgStrategy::Pessimistic {
+                    lock_wait: LockWait::NoWait
+                }
+            );
+            #[cfg(not(feature = "pessimistic"))]
+            let skip_locked = false;
+            Arc::new(Batcher::new(pool.clone(), batch, skip_locked))
+        });
         Self {
             pool,
             config,
             options: Arc::default(),
+            batcher,
         }
     }
 
@@ -185,13 +201,18 @@ impl PgStore {
         self.lock_user(conn, user).await
     }
 
-    /// Create and lock the user's wallet row; returns the balance.
+    /// Lock the user's wallet row (creating it at 0 if there is none); returns the balance.
+    /// An existing wallet is locked without being written.
     async fn lock_user(&self, conn: &mut PgConnection, user: UserId) -> Result<Points, Fail> {
-        let balance: i64 = sqlx::query_scalar(sql!("wallet_lock"))
+        let lock = || sqlx::query_scalar::<_, i64>(sql!("wallet_lock")).bind(user.0);
+        if let Some(balance) = lock().fetch_optional(&mut *conn).await? {
+            return Ok(Points(balance));
+        }
+        sqlx::query(sql!("wallet_create"))
             .bind(user.0)
-            .fetch_one(&mut *conn)
+            .execute(&mut *conn)
             .await?;
-        Ok(Points(balance))
+        Ok(Points(lock().fetch_one(&mut *conn).await?))
     }
 
     async fn replay(
@@ -329,71 +350,40 @@ impl PgStore {
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_hold()?);
         }
-        if let Some(limit) = cmd.max_seats_per_user {
-            let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
-                .bind(cmd.user_id.0)
-                .bind(cmd.option_id.0)
-                .bind(cmd.now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let would_have = owned.max(0) as u64 + cmd.seat_ids.len() as u64;
-            if would_have > u64::from(limit) {
-                return Err(Error::LimitExceeded { limit, would_have }.into());
+        let owned = match cmd.max_seats_per_user {
+            Some(_) => {
+                let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
+                    .bind(cmd.user_id.0)
+                    .bind(cmd.option_id.0)
+                    .bind(cmd.now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                owned.max(0) as u64
             }
-        }
-        let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
-        if let Some(r) = rows.iter().find(|r| r.seat.option_id != cmd.option_id) {
-            self.option(cmd.option_id).await?;
-            return Err(Error::invalid(format!(
-                "seat {} is not of option {}",
-                r.seat.id, cmd.option_id
-            ))
-            .into());
-        }
-        let amount = Points::checked_sum(rows.iter().map(|r| r.seat.price))?;
-        let decided: Vec<_> = rows
-            .iter()
-            .map(|r| rules::hold_seat(r.state, cmd.reservation_id, cmd.expires_at, cmd.now))
-            .collect();
-        let taken: Vec<SeatId> = rows
-            .iter()
-            .zip(&decided)
-            .filter(|(_, d)| d.is_err())
-            .map(|(r, _)| r.seat.id)
-            .collect();
-        if !taken.is_empty() {
-            return Err(Error::SeatUnavailable { seats: taken }.into());
-        }
-        let next: Vec<SeatState> = decided.into_iter().flatten().collect();
-        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
-        let reservation = Reservation {
-            id: cmd.reservation_id,
-            user_id: cmd.user_id,
-            option_id: cmd.option_id,
-            seat_ids: rows.iter().map(|r| r.seat.id).collect(),
-            status: ReservationStatus::Held,
-            amount,
-            expires_at: cmd.expires_at,
-            created_at: cmd.now,
-            payment_id: None,
-            refunded_amount: Points::ZERO,
+            None => 0,
         };
+        let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
+        if rows.iter().any(|r| r.seat.option_id != cmd.option_id) {
+            // An unknown option is `not_found`, a seat of another one `invalid_request`.
+            self.option(cmd.option_id).await?;
+        }
+        let seats: Vec<&Seat> = rows.iter().map(|r| &r.seat).collect();
+        let states: Vec<SeatState> = rows.iter().map(|r| r.state).collect();
+        let d = rules::decide_hold(cmd, &seats, &states, owned)?;
+        self.write_seats(&mut tx, &rows, &d.seats, cmd.fence)
+            .await?;
+        let reservation = d.reservation;
         sqlx::query(sql!("reservation_insert"))
             .bind(reservation.id.0)
             .bind(reservation.user_id.0)
             .bind(reservation.option_id.0)
             .bind(ids(&reservation.seat_ids))
-            .bind(amount.0)
+            .bind(reservation.amount.0)
             .bind(reservation.expires_at)
             .bind(reservation.created_at)
             .execute(&mut *tx)
             .await?;
-        let event = EventKind::HoldPlaced {
-            reservation_id: reservation.id,
-            user_id: reservation.user_id,
-            seat_ids: reservation.seat_ids.clone(),
-        };
-        self.emit(&mut tx, cmd.now, event).await?;
+        self.emit(&mut tx, cmd.now, d.event).await?;
         let outcome = StoredOutcome::Hold(reservation.clone());
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
@@ -412,32 +402,23 @@ impl PgStore {
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
-        let transition = rules::transition(&reservation, Action::Confirm, cmd.now)?;
-        if balance < reservation.amount {
-            return Err(Error::InsufficientPoints {
-                balance,
-                required: reservation.amount,
-            }
-            .into());
-        }
-        let balance = balance.checked_sub(reservation.amount)?;
+        // Refusals that need no seat come first (no seat lock taken for them).
+        rules::transition(&reservation, Action::Confirm, cmd.now)?;
         let rows = self
             .load_seats(&mut tx, &reservation.seat_ids, false)
             .await?;
-        let next = rows
-            .iter()
-            .map(|r| rules::sell_seat(r.state, reservation.id, cmd.now))
-            .collect::<Result<Vec<_>>>()?;
-        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
-        let payment = Payment {
-            id: PaymentId::new(),
-            reservation_id: reservation.id,
-            user_id: cmd.user_id,
-            amount: reservation.amount,
-            balance,
-            created_at: cmd.now,
-        };
-        self.set_balance(&mut tx, cmd.user_id, balance).await?;
+        let states = states_in_order(&rows, &reservation.seat_ids)?;
+        let d = rules::decide_confirm(cmd, &reservation, balance, &states, PaymentId::new())?;
+        self.write_seats(
+            &mut tx,
+            &rows,
+            &in_row_order(&rows, &reservation.seat_ids, &d.seats),
+            cmd.fence,
+        )
+        .await?;
+        let payment = d.payment;
+        self.set_balance(&mut tx, cmd.user_id, payment.balance)
+            .await?;
         sqlx::query(sql!("payment_insert"))
             .bind(payment.id.0)
             .bind(payment.reservation_id.0)
@@ -462,12 +443,7 @@ impl PgStore {
                 _ => e.into(),
             });
         }
-        let confirmed = Reservation {
-            status: transition.to,
-            payment_id: Some(payment.id),
-            ..reservation
-        };
-        self.update_reservation(&mut tx, &confirmed).await?;
+        self.update_reservation(&mut tx, &d.reservation).await?;
         self.ledger(
             &mut tx,
             cmd.user_id,
@@ -477,12 +453,7 @@ impl PgStore {
             cmd.now,
         )
         .await?;
-        let event = EventKind::HoldConfirmed {
-            reservation_id: payment.reservation_id,
-            payment_id: payment.id,
-            amount: payment.amount,
-        };
-        self.emit(&mut tx, cmd.now, event).await?;
+        self.emit(&mut tx, cmd.now, d.event).await?;
         let outcome = StoredOutcome::Payment(payment.clone());
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
@@ -498,45 +469,41 @@ impl PgStore {
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
-        let transition = rules::transition(&reservation, Action::Cancel, cmd.now)?;
-        let balance = balance.checked_add(transition.refund)?;
+        rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let rows = self
             .load_seats(&mut tx, &reservation.seat_ids, false)
             .await?;
-        let next: Vec<_> = rows
-            .iter()
-            .map(|r| rules::release_seat(r.state, reservation.id))
-            .collect();
-        self.write_seats(&mut tx, &rows, &next, cmd.fence).await?;
-        sqlx::query(sql!("sales_delete"))
-            .bind(reservation.id.0)
-            .execute(&mut *tx)
-            .await?;
-        let cancelled = Reservation {
-            status: transition.to,
-            refunded_amount: transition.refund,
-            ..reservation
-        };
-        self.update_reservation(&mut tx, &cancelled).await?;
-        if transition.refund.is_positive() {
-            self.set_balance(&mut tx, cmd.user_id, balance).await?;
+        let states = states_in_order(&rows, &reservation.seat_ids)?;
+        let d = rules::decide_cancel(cmd, &reservation, balance, &states)?;
+        self.write_seats(
+            &mut tx,
+            &rows,
+            &in_row_order(&rows, &reservation.seat_ids, &d.seats),
+            cmd.fence,
+        )
+        .await?;
+        if reservation.status == ReservationStatus::Confirmed {
+            sqlx::query(sql!("sales_delete"))
+                .bind(reservation.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.update_reservation(&mut tx, &d.reservation).await?;
+        if d.refund.is_positive() {
+            self.set_balance(&mut tx, cmd.user_id, d.balance).await?;
             self.ledger(
                 &mut tx,
                 cmd.user_id,
                 "refund",
-                transition.refund,
-                Some(cancelled.id.0),
+                d.refund,
+                Some(d.reservation.id.0),
                 cmd.now,
             )
             .await?;
         }
-        let event = EventKind::ReservationCancelled {
-            reservation_id: cancelled.id,
-            refunded: transition.refund,
-        };
-        self.emit(&mut tx, cmd.now, event).await?;
+        self.emit(&mut tx, cmd.now, d.event).await?;
         tx.commit().await?;
-        Ok(cancelled)
+        Ok(d.reservation)
     }
 
     async fn try_expire(
@@ -603,24 +570,18 @@ impl PgStore {
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_charge()?);
         }
-        let balance = Balance {
-            user_id: cmd.user_id,
-            balance: balance.checked_add(cmd.amount)?,
-        };
-        self.set_balance(&mut tx, cmd.user_id, balance.balance)
+        let d = rules::decide_charge(cmd, balance)?;
+        self.set_balance(&mut tx, cmd.user_id, d.balance.balance)
             .await?;
         self.ledger(&mut tx, cmd.user_id, "charge", cmd.amount, None, cmd.now)
             .await?;
-        let event = EventKind::PointsCharged {
-            user_id: cmd.user_id,
-            amount: cmd.amount,
-        };
-        self.emit(&mut tx, cmd.now, event).await?;
-        let outcome = StoredOutcome::Charge(balance);
+        self.emit(&mut tx, cmd.now, rules::ChargeDecision::event(cmd))
+            .await?;
+        let outcome = StoredOutcome::Charge(d.balance);
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
         tx.commit().await?;
-        Ok(balance)
+        Ok(d.balance)
     }
 
     async fn try_seed(&self, catalog: &Catalog) -> Result<(), Fail> {
@@ -650,6 +611,41 @@ impl PgStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The states of `rows` (loaded in id order) in the order of `wanted`.
+fn states_in_order(rows: &[SeatRow], wanted: &[SeatId]) -> Result<Vec<SeatState>, Fail> {
+    wanted
+        .iter()
+        .map(|id| {
+            rows.iter()
+                .find(|r| r.seat.id == *id)
+                .map(|r| r.state)
+                .ok_or_else(|| Error::not_found("seat", id).into())
+        })
+        .collect()
+}
+
+/// `next` (in the order of `wanted`) rearranged into the order of `rows`.
+fn in_row_order(rows: &[SeatRow], wanted: &[SeatId], next: &[SeatState]) -> Vec<SeatState> {
+    rows.iter()
+        .map(|r| {
+            wanted
+                .iter()
+                .position(|id| *id == r.seat.id)
+                .and_then(|i| next.get(i).copied())
+                .unwrap_or(r.state)
+        })
+        .collect()
+}
+
+/// A batch answers each command with the outcome of its own kind; anything else is a bug.
+fn mismatch() -> Error {
+    Error::Unavailable {
+        message: "a batch answered a command with another command's outcome".into(),
+        retryable: false,
+        source: None,
     }
 }
 
@@ -756,14 +752,32 @@ impl TicketStore for PgStore {
     }
 
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
+        if let Some(batcher) = &self.batcher {
+            return match batcher.submit(Command::Hold(cmd)).await? {
+                Outcome::Hold(r) => Ok(r),
+                _ => Err(mismatch()),
+            };
+        }
         retrying!(self, self.try_hold(&cmd))
     }
 
     async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+        if let Some(batcher) = &self.batcher {
+            return match batcher.submit(Command::Confirm(cmd)).await? {
+                Outcome::Confirm(p) => Ok(p),
+                _ => Err(mismatch()),
+            };
+        }
         retrying!(self, self.try_confirm(&cmd))
     }
 
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
+        if let Some(batcher) = &self.batcher {
+            return match batcher.submit(Command::Cancel(cmd)).await? {
+                Outcome::Cancel(r) => Ok(r),
+                _ => Err(mismatch()),
+            };
+        }
         retrying!(self, self.try_cancel(&cmd))
     }
 
@@ -796,6 +810,12 @@ impl TicketStore for PgStore {
     async fn charge(&self, cmd: ChargeCommand) -> Result<Balance> {
         if !cmd.amount.is_positive() {
             return Err(Error::invalid("amount must be positive"));
+        }
+        if let Some(batcher) = &self.batcher {
+            return match batcher.submit(Command::Charge(cmd)).await? {
+                Outcome::Charge(b) => Ok(b),
+                _ => Err(mismatch()),
+            };
         }
         retrying!(self, self.try_charge(&cmd))
     }

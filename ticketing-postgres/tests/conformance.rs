@@ -62,3 +62,44 @@ mod optimistic {
     ticketing_core::conformance_suite!(backend);
     ticketing_core::fencing_conformance!(backend);
 }
+
+/// Group commit, waiting for locked seats (what `Optimistic` and `Pessimistic { Wait }` do in
+/// batched mode).
+#[cfg(feature = "pessimistic")]
+mod batched {
+    use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStrategy};
+
+    async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+        super::backend(PgConfig {
+            strategy: PgStrategy::Pessimistic {
+                lock_wait: LockWait::Wait,
+            },
+            batch: Some(BatchConfig::default()),
+            ..PgConfig::default()
+        })
+        .await
+    }
+
+    ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
+}
+
+/// Group commit, skipping seats another transaction has locked.
+#[cfg(feature = "pessimistic")]
+mod batched_nowait {
+    use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStrategy};
+
+    async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
+        super::backend(PgConfig {
+            strategy: PgStrategy::Pessimistic {
+                lock_wait: LockWait::NoWait,
+            },
+            batch: Some(BatchConfig::default()),
+            ..PgConfig::default()
+        })
+        .await
+    }
+
+    ticketing_core::conformance_suite!(backend);
+    ticketing_core::fencing_conformance!(backend);
+}

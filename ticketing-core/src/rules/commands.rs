@@ -1,0 +1,258 @@
+//! The decisions of whole commands: given the state a backend loaded (and locked), what the
+//! command does to it. A backend loads, calls one of these, and stores what it returns; it
+//! never re-states a rule. Every function is pure: ids and instants come in as arguments.
+
+use chrono::DateTime;
+use chrono::Utc;
+
+use crate::rules::{Action, hold_seat, release_seat, sell_seat, transition};
+use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand};
+use crate::{
+    Balance, Error, EventKind, OptionId, Payment, PaymentId, Points, Reservation,
+    ReservationStatus, Seat, SeatId, SeatState,
+};
+
+/// What a hold does: the new reservation, the seats' next states (in the order given) and the
+/// event to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldDecision {
+    /// The reservation created.
+    pub reservation: Reservation,
+    /// The next state of each seat, in the order the seats were given.
+    pub seats: Vec<SeatState>,
+    /// The outbox event.
+    pub event: EventKind,
+}
+
+/// What a payment does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfirmDecision {
+    /// The reservation as confirmed.
+    pub reservation: Reservation,
+    /// The payment recorded.
+    pub payment: Payment,
+    /// The next state of each seat of the reservation, in its order.
+    pub seats: Vec<SeatState>,
+    /// The outbox event.
+    pub event: EventKind,
+}
+
+/// What a cancel does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelDecision {
+    /// The reservation as cancelled.
+    pub reservation: Reservation,
+    /// The owner's balance afterwards (the refund added).
+    pub balance: Points,
+    /// Points given back (zero for a hold).
+    pub refund: Points,
+    /// The next state of each seat of the reservation, in its order.
+    pub seats: Vec<SeatState>,
+    /// The outbox event.
+    pub event: EventKind,
+}
+
+/// What a charge does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChargeDecision {
+    /// The wallet afterwards.
+    pub balance: Balance,
+}
+
+impl ChargeDecision {
+    /// The outbox event of the charge `cmd`.
+    pub fn event(cmd: &ChargeCommand) -> EventKind {
+        EventKind::PointsCharged {
+            user_id: cmd.user_id,
+            amount: cmd.amount,
+        }
+    }
+}
+
+/// Seats of `option` that the user holds (unexpired at `now`) or owns, over the user's
+/// reservations: what the per-user cap counts.
+pub fn seats_owned<'a>(
+    reservations: impl IntoIterator<Item = &'a Reservation>,
+    option: OptionId,
+    now: DateTime<Utc>,
+) -> u64 {
+    reservations
+        .into_iter()
+        .filter(|r| r.option_id == option)
+        .filter(|r| {
+            matches!(
+                crate::rules::effective_status(r, now),
+                ReservationStatus::Held | ReservationStatus::Confirmed
+            )
+        })
+        .map(|r| r.seat_ids.len() as u64)
+        .sum()
+}
+
+/// Decide a hold over its seats (`seats[i]` in state `states[i]`, the command's order) for a
+/// user who already has `owned` seats of the option (see [`seats_owned`]). Refusals, in this
+/// order: a seat of another option (`invalid_request`), a price sum that overflows, the cap
+/// (`limit_exceeded`), taken seats (`seat_unavailable`, naming all of them).
+pub fn decide_hold(
+    cmd: &HoldCommand,
+    seats: &[&Seat],
+    states: &[SeatState],
+    owned: u64,
+) -> Result<HoldDecision, Error> {
+    if seats.len() != states.len() || seats.len() != cmd.seat_ids.len() {
+        return Err(Error::invalid("a hold decision needs one state per seat"));
+    }
+    if let Some(s) = seats.iter().find(|s| s.option_id != cmd.option_id) {
+        return Err(Error::invalid(format!(
+            "seat {} is not of option {}",
+            s.id, cmd.option_id
+        )));
+    }
+    let amount = Points::checked_sum(seats.iter().map(|s| s.price))?;
+    if let Some(limit) = cmd.max_seats_per_user {
+        let would_have = owned + cmd.seat_ids.len() as u64;
+        if would_have > u64::from(limit) {
+            return Err(Error::LimitExceeded { limit, would_have });
+        }
+    }
+    let decided: Vec<_> = states
+        .iter()
+        .map(|s| hold_seat(*s, cmd.reservation_id, cmd.expires_at, cmd.now))
+        .collect();
+    let taken: Vec<SeatId> = seats
+        .iter()
+        .zip(&decided)
+        .filter(|(_, d)| d.is_err())
+        .map(|(s, _)| s.id)
+        .collect();
+    if !taken.is_empty() {
+        return Err(Error::SeatUnavailable { seats: taken });
+    }
+    let reservation = Reservation {
+        id: cmd.reservation_id,
+        user_id: cmd.user_id,
+        option_id: cmd.option_id,
+        seat_ids: seats.iter().map(|s| s.id).collect(),
+        status: ReservationStatus::Held,
+        amount,
+        expires_at: cmd.expires_at,
+        created_at: cmd.now,
+        payment_id: None,
+        refunded_amount: Points::ZERO,
+    };
+    let event = EventKind::HoldPlaced {
+        reservation_id: reservation.id,
+        user_id: reservation.user_id,
+        seat_ids: reservation.seat_ids.clone(),
+    };
+    Ok(HoldDecision {
+        reservation,
+        seats: decided.into_iter().flatten().collect(),
+        event,
+    })
+}
+
+/// Decide a payment of `reservation` (as stored) by its owner, whose balance is `balance`, over
+/// the states of the reservation's seats (in its `seat_ids` order). Refusals, in this order:
+/// another user's reservation (`forbidden`), an illegal transition (`hold_expired`,
+/// `invalid_state`), too few points (`insufficient_points`), a seat no longer held by it
+/// (`hold_expired`).
+pub fn decide_confirm(
+    cmd: &ConfirmCommand,
+    reservation: &Reservation,
+    balance: Points,
+    states: &[SeatState],
+    payment_id: PaymentId,
+) -> Result<ConfirmDecision, Error> {
+    if reservation.user_id != cmd.user_id {
+        return Err(Error::Forbidden);
+    }
+    let t = transition(reservation, Action::Confirm, cmd.now)?;
+    if balance < reservation.amount {
+        return Err(Error::InsufficientPoints {
+            balance,
+            required: reservation.amount,
+        });
+    }
+    let after = balance.checked_sub(reservation.amount)?;
+    if states.len() != reservation.seat_ids.len() {
+        return Err(Error::invalid(
+            "a payment decision needs one state per seat",
+        ));
+    }
+    let seats = states
+        .iter()
+        .map(|s| sell_seat(*s, reservation.id, cmd.now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let payment = Payment {
+        id: payment_id,
+        reservation_id: reservation.id,
+        user_id: cmd.user_id,
+        amount: reservation.amount,
+        balance: after,
+        created_at: cmd.now,
+    };
+    let event = EventKind::HoldConfirmed {
+        reservation_id: reservation.id,
+        payment_id,
+        amount: reservation.amount,
+    };
+    Ok(ConfirmDecision {
+        reservation: Reservation {
+            status: t.to,
+            payment_id: Some(payment_id),
+            ..reservation.clone()
+        },
+        payment,
+        seats,
+        event,
+    })
+}
+
+/// Decide a cancel of `reservation` (as stored) by its owner, whose balance is `balance`, over
+/// the states of its seats (in its `seat_ids` order). Seats no longer the reservation's are
+/// left as they are.
+pub fn decide_cancel(
+    cmd: &CancelCommand,
+    reservation: &Reservation,
+    balance: Points,
+    states: &[SeatState],
+) -> Result<CancelDecision, Error> {
+    if reservation.user_id != cmd.user_id {
+        return Err(Error::Forbidden);
+    }
+    let t = transition(reservation, Action::Cancel, cmd.now)?;
+    let after = balance.checked_add(t.refund)?;
+    let seats = states
+        .iter()
+        .map(|s| release_seat(*s, reservation.id))
+        .collect();
+    let event = EventKind::ReservationCancelled {
+        reservation_id: reservation.id,
+        refunded: t.refund,
+    };
+    Ok(CancelDecision {
+        reservation: Reservation {
+            status: t.to,
+            refunded_amount: t.refund,
+            ..reservation.clone()
+        },
+        balance: after,
+        refund: t.refund,
+        seats,
+        event,
+    })
+}
+
+/// Decide a charge of a wallet holding `balance`: a positive amount that does not overflow.
+pub fn decide_charge(cmd: &ChargeCommand, balance: Points) -> Result<ChargeDecision, Error> {
+    if !cmd.amount.is_positive() {
+        return Err(Error::invalid("amount must be positive"));
+    }
+    Ok(ChargeDecision {
+        balance: Balance {
+            user_id: cmd.user_id,
+            balance: balance.checked_add(cmd.amount)?,
+        },
+    })
+}

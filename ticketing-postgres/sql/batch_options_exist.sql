@@ -1,0 +1,1 @@
+SELECT id FROM show_options WHERE id = ANY($1)

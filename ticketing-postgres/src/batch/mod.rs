@@ -1,0 +1,247 @@
+//! Group commit: concurrent commands share one transaction and one commit.
+//!
+//! Commands go to a queue served by a few workers. A free worker takes whatever is queued, up to
+//! [`BatchConfig::max_batch`] (smart batching: no timer, so a lone command is not delayed and
+//! batches grow only under load), and runs the batch as one transaction of a constant number of
+//! set-based statements: load and lock every row the batch needs in one global order (wallets,
+//! reservations, seats; each ascending, so batches never deadlock each other), decide each
+//! command in arrival order with `ticketing_core::rules` over what the commands before it left,
+//! write what changed, commit once.
+//!
+//! A refusal answers its caller alone. A database error before the commit was sent fails the
+//! batch: it is run again once, and if it fails again it is split in halves, each run on its
+//! own, so one poisonous command cannot fail its neighbours forever. A failure of the commit
+//! itself (a lost connection) leaves the outcome unknown: nothing is retried and every caller is
+//! told `unavailable` (retryable; a retry with the same idempotency key gets the first answer).
+//! A command runs in the worker, not in the caller's future: a caller that gives up (drops the
+//! future) never leaves a half-applied command; a command whose caller is gone before its batch
+//! starts is not run at all.
+
+mod io;
+mod state;
+
+use std::sync::{Arc, OnceLock};
+
+use sqlx::PgPool;
+use ticketing_core::Error;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+pub(crate) use state::{Command, Outcome};
+
+use crate::error::db;
+
+/// Settings of the group-commit mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Batches in flight at once (each holds one pooled connection while it runs).
+    pub workers: usize,
+    /// The most commands one batch takes.
+    pub max_batch: usize,
+    /// Commands waiting at most; past it callers wait for room (backpressure).
+    pub queue: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_batch: 128,
+            queue: 8192,
+        }
+    }
+}
+
+struct Job {
+    cmd: Command,
+    reply: oneshot::Sender<Result<Outcome, Error>>,
+}
+
+/// The queue in front of the batch workers; workers start on the first command.
+pub(crate) struct Batcher {
+    config: BatchConfig,
+    skip_locked: bool,
+    pool: PgPool,
+    tx: mpsc::Sender<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    started: OnceLock<()>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("config", &self.config)
+            .field("skip_locked", &self.skip_locked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    pub(crate) fn new(pool: PgPool, config: BatchConfig, skip_locked: bool) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        Self {
+            config,
+            skip_locked,
+            pool,
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Run `cmd` in a batch and wait for its answer.
+    pub(crate) async fn submit(&self, cmd: Command) -> Result<Outcome, Error> {
+        self.started.get_or_init(|| {
+            for _ in 0..self.config.workers.max(1) {
+                let worker = Worker {
+                    rx: self.rx.clone(),
+                    pool: self.pool.clone(),
+                    max_batch: self.config.max_batch.max(1),
+                    skip_locked: self.skip_locked,
+                };
+                tokio::spawn(worker.run());
+            }
+        });
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Job { cmd, reply }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+fn gone() -> Error {
+    Error::Unavailable {
+        message: "the batch workers stopped".into(),
+        retryable: true,
+        source: None,
+    }
+}
+
+struct Worker {
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    pool: PgPool,
+    max_batch: usize,
+    skip_locked: bool,
+}
+
+impl Worker {
+    async fn run(self) {
+        loop {
+            let mut jobs = Vec::new();
+            {
+                let mut rx = self.rx.lock().await;
+                match rx.recv().await {
+                    Some(job) => jobs.push(job),
+                    // Every sender (the store and its clones) is gone.
+                    None => return,
+                }
+                while jobs.len() < self.max_batch {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            // A caller that gave up before its batch started: its command is not run.
+            jobs.retain(|j| !j.reply.is_closed());
+            if !jobs.is_empty() {
+                self.run_jobs(jobs).await;
+            }
+        }
+    }
+
+    /// Run `jobs` as one batch; on a database error before the commit run it again, then split.
+    async fn run_jobs(&self, jobs: Vec<Job>) {
+        let mut pending = vec![jobs];
+        while let Some(jobs) = pending.pop() {
+            let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+            let mut result = execute(&self.pool, &cmds, self.skip_locked).await;
+            if matches!(result, Err(Failure::BeforeCommit(_))) {
+                result = execute(&self.pool, &cmds, self.skip_locked).await;
+            }
+            match result {
+                Ok(answers) => {
+                    for (job, answer) in jobs.into_iter().zip(answers) {
+                        let _ = job.reply.send(answer);
+                    }
+                }
+                // A statement the server refused may be one command's fault: split, so the
+                // others go through. A lost connection or a pool timeout is nobody's: answer.
+                Err(Failure::BeforeCommit(sqlx::Error::Database(_))) if jobs.len() > 1 => {
+                    let mut first = jobs;
+                    let second = first.split_off(first.len() / 2);
+                    // Run the first half first: arrival order is kept.
+                    pending.push(second);
+                    pending.push(first);
+                }
+                Err(failure) => answer_all(jobs, failure),
+            }
+        }
+    }
+}
+
+/// How a batch's transaction failed.
+enum Failure {
+    /// Before the commit was sent, or refused by the server: the transaction did not happen.
+    BeforeCommit(sqlx::Error),
+    /// The commit was sent and no answer came back: whether it happened is unknown.
+    AtCommit(sqlx::Error),
+}
+
+/// Tell every caller of a failed batch why.
+fn answer_all(mut jobs: Vec<Job>, failure: Failure) {
+    if jobs.len() == 1 {
+        if let Some(job) = jobs.pop() {
+            let _ = job.reply.send(Err(failure.into_error()));
+        }
+        return;
+    }
+    let (message, source) = match failure {
+        Failure::BeforeCommit(e) => ("the batch's transaction failed; nothing of it happened", e),
+        Failure::AtCommit(e) => (UNKNOWN, e),
+    };
+    let source = Arc::new(source);
+    for job in jobs {
+        let _ = job.reply.send(Err(Error::Unavailable {
+            message: message.into(),
+            retryable: true,
+            source: Some(Box::new(source.clone())),
+        }));
+    }
+}
+
+const UNKNOWN: &str =
+    "the batch's commit got no answer: it may have happened; retry with the same idempotency key";
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::BeforeCommit(e) => db(e),
+            Failure::AtCommit(e) => Error::Unavailable {
+                message: UNKNOWN.into(),
+                retryable: true,
+                source: Some(e.into()),
+            },
+        }
+    }
+}
+
+/// One batch: begin, load and lock, decide, write, commit.
+async fn execute(
+    pool: &PgPool,
+    cmds: &[&Command],
+    skip_locked: bool,
+) -> Result<Vec<Result<Outcome, Error>>, Failure> {
+    let mut tx = pool.begin().await.map_err(Failure::BeforeCommit)?;
+    let mut state = io::load(&mut tx, cmds, skip_locked)
+        .await
+        .map_err(Failure::BeforeCommit)?;
+    let answers: Vec<Result<Outcome, Error>> = cmds.iter().map(|c| state.apply(c)).collect();
+    io::write(&mut tx, &state)
+        .await
+        .map_err(Failure::BeforeCommit)?;
+    match tx.commit().await {
+        Ok(()) => Ok(answers),
+        // The server said no: the transaction did not happen.
+        Err(e @ sqlx::Error::Database(_)) => Err(Failure::BeforeCommit(e)),
+        Err(e) => Err(Failure::AtCommit(e)),
+    }
+}

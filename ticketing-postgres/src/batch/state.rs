@@ -1,0 +1,347 @@
+//! A batch's loaded rows and the decision of its commands, one after another in arrival order,
+//! each by `ticketing_core::rules`, over what the commands before it left. Nothing here does
+//! I/O: the batch loads (and locks) rows into a [`State`], applies its commands, and writes what
+//! [`State`] says changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use ticketing_core::rules::{self, Action};
+use ticketing_core::{
+    Balance, CancelCommand, ChargeCommand, ConfirmCommand, DomainEvent, Error, EventKind,
+    FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId, Payment, PaymentId,
+    Points, Reservation, ReservationId, ReservationStatus, Seat, SeatId, SeatState, StoredOutcome,
+    UserId,
+};
+
+/// One command of a batch.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    Hold(HoldCommand),
+    Confirm(ConfirmCommand),
+    Cancel(CancelCommand),
+    Charge(ChargeCommand),
+}
+
+/// The answer to one command.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Hold(Reservation),
+    Confirm(Payment),
+    Cancel(Reservation),
+    Charge(Balance),
+}
+
+impl Command {
+    /// The user whose wallet row serialises the command (the payer or canceller must own the
+    /// reservation, or the command is refused without touching anything).
+    pub(crate) fn user(&self) -> UserId {
+        match self {
+            Command::Hold(c) => c.user_id,
+            Command::Confirm(c) => c.user_id,
+            Command::Cancel(c) => c.user_id,
+            Command::Charge(c) => c.user_id,
+        }
+    }
+
+    /// The reservation it names, for payments and cancels.
+    pub(crate) fn reservation(&self) -> Option<ReservationId> {
+        match self {
+            Command::Confirm(c) => Some(c.reservation_id),
+            Command::Cancel(c) => Some(c.reservation_id),
+            Command::Hold(_) | Command::Charge(_) => None,
+        }
+    }
+
+    /// The idempotency key it carries.
+    pub(crate) fn key(&self) -> Option<&IdempotencyKey> {
+        match self {
+            Command::Hold(c) => c.idempotency.as_ref(),
+            Command::Confirm(c) => c.idempotency.as_ref(),
+            Command::Charge(c) => c.idempotency.as_ref(),
+            Command::Cancel(_) => None,
+        }
+    }
+}
+
+/// A seat as loaded (and locked) by the batch.
+#[derive(Debug, Clone)]
+pub(crate) struct SeatSlot {
+    pub seat: Seat,
+    pub state: SeatState,
+    pub fence: Option<FencingToken>,
+}
+
+/// A ledger entry to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerEntry {
+    pub user_id: UserId,
+    pub kind: &'static str,
+    pub amount: Points,
+    pub reference: Option<uuid::Uuid>,
+    pub at: DateTime<Utc>,
+}
+
+/// The rows a batch loaded, then changed by its commands.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Locked wallets.
+    pub wallets: HashMap<UserId, Points>,
+    /// Locked reservations (named ones, and the live ones of capped holders), then the new ones.
+    pub reservations: HashMap<ReservationId, Reservation>,
+    /// The status each loaded reservation had when it was loaded.
+    pub loaded_status: HashMap<ReservationId, ReservationStatus>,
+    /// Locked seats.
+    pub seats: BTreeMap<SeatId, SeatSlot>,
+    /// Seats that exist but were skipped because another transaction had them locked (NOWAIT).
+    pub skipped: HashSet<SeatId>,
+    /// Options known to exist (looked up only for holds naming seats of another option).
+    pub options: HashSet<OptionId>,
+    /// Idempotency records found, then the ones written by this batch.
+    pub keys: HashMap<(UserId, String), IdempotencyRecord>,
+
+    /// What changed, for the write phase.
+    pub dirty_wallets: BTreeSet<UserId>,
+    pub dirty_seats: BTreeSet<SeatId>,
+    pub created: Vec<ReservationId>,
+    pub updated: BTreeSet<ReservationId>,
+    pub payments: Vec<Payment>,
+    pub ledger: Vec<LedgerEntry>,
+    pub events: Vec<DomainEvent>,
+    pub new_keys: Vec<(IdempotencyKey, StoredOutcome, DateTime<Utc>)>,
+}
+
+impl State {
+    /// Decide and apply one command. A refusal changes nothing.
+    pub(crate) fn apply(&mut self, cmd: &Command) -> Result<Outcome, Error> {
+        match cmd {
+            Command::Hold(c) => self.hold(c).map(Outcome::Hold),
+            Command::Confirm(c) => self.confirm(c).map(Outcome::Confirm),
+            Command::Cancel(c) => self.cancel(c).map(Outcome::Cancel),
+            Command::Charge(c) => self.charge(c).map(Outcome::Charge),
+        }
+    }
+
+    fn replay(&self, key: Option<&IdempotencyKey>) -> Result<Option<StoredOutcome>, Error> {
+        let Some(key) = key else { return Ok(None) };
+        match self.keys.get(&(key.user_id, key.key.clone())) {
+            None => Ok(None),
+            Some(record) => record.replay(&key.fingerprint).map(Some),
+        }
+    }
+
+    fn remember(
+        &mut self,
+        key: Option<&IdempotencyKey>,
+        outcome: StoredOutcome,
+        now: DateTime<Utc>,
+    ) {
+        if let Some(key) = key {
+            self.keys.insert(
+                (key.user_id, key.key.clone()),
+                IdempotencyRecord {
+                    fingerprint: key.fingerprint.clone(),
+                    outcome: outcome.clone(),
+                },
+            );
+            self.new_keys.push((key.clone(), outcome, now));
+        }
+    }
+
+    fn balance(&self, user: UserId) -> Result<Points, Error> {
+        self.wallets
+            .get(&user)
+            .copied()
+            .ok_or_else(|| Error::invalid("the batch did not lock this wallet"))
+    }
+
+    /// The locked seats of `ids`, refusing a stale fencing token.
+    fn slots(
+        &self,
+        ids: &[SeatId],
+        fence: Option<FencingToken>,
+    ) -> Result<(Vec<&Seat>, Vec<SeatState>), Error> {
+        let skipped: Vec<SeatId> = ids
+            .iter()
+            .filter(|id| self.skipped.contains(id))
+            .copied()
+            .collect();
+        if !skipped.is_empty() {
+            return Err(Error::SeatUnavailable { seats: skipped });
+        }
+        let mut seats = Vec::with_capacity(ids.len());
+        let mut states = Vec::with_capacity(ids.len());
+        for id in ids {
+            let slot = self
+                .seats
+                .get(id)
+                .ok_or_else(|| Error::not_found("seat", id))?;
+            if !rules::fence_allows(slot.fence, fence) {
+                return Err(Error::LockLost);
+            }
+            seats.push(&slot.seat);
+            states.push(slot.state);
+        }
+        Ok((seats, states))
+    }
+
+    fn set_seats(&mut self, ids: &[SeatId], next: &[SeatState], fence: Option<FencingToken>) {
+        for (id, state) in ids.iter().zip(next) {
+            if let Some(slot) = self.seats.get_mut(id) {
+                slot.state = *state;
+                slot.fence = slot.fence.max(fence);
+                self.dirty_seats.insert(*id);
+            }
+        }
+    }
+
+    fn emit(&mut self, at: DateTime<Utc>, kind: EventKind) {
+        self.events.push(DomainEvent::new(at, kind));
+    }
+
+    /// The reservation a payment or cancel names, owned by `user`.
+    fn owned(&self, id: ReservationId, user: UserId) -> Result<Reservation, Error> {
+        let r = self
+            .reservations
+            .get(&id)
+            .ok_or_else(|| Error::not_found("reservation", id))?;
+        if r.user_id != user {
+            return Err(Error::Forbidden);
+        }
+        Ok(r.clone())
+    }
+
+    fn hold(&mut self, cmd: &HoldCommand) -> Result<Reservation, Error> {
+        if let Some(outcome) = self.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_hold();
+        }
+        let (seats, states) = self.slots(&cmd.seat_ids, cmd.fence)?;
+        if seats.iter().any(|s| s.option_id != cmd.option_id)
+            && !self.options.contains(&cmd.option_id)
+        {
+            return Err(Error::not_found("option", cmd.option_id));
+        }
+        let owned = rules::seats_owned(
+            self.reservations
+                .values()
+                .filter(|r| r.user_id == cmd.user_id),
+            cmd.option_id,
+            cmd.now,
+        );
+        let d = rules::decide_hold(cmd, &seats, &states, owned)?;
+        self.set_seats(&cmd.seat_ids, &d.seats, cmd.fence);
+        let reservation = d.reservation;
+        self.reservations
+            .insert(reservation.id, reservation.clone());
+        self.created.push(reservation.id);
+        self.emit(cmd.now, d.event);
+        let outcome = StoredOutcome::Hold(reservation.clone());
+        self.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
+        Ok(reservation)
+    }
+
+    fn confirm(&mut self, cmd: &ConfirmCommand) -> Result<Payment, Error> {
+        let reservation = self.owned(cmd.reservation_id, cmd.user_id)?;
+        if let Some(outcome) = self.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_payment();
+        }
+        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        let balance = self.balance(cmd.user_id)?;
+        let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
+        let d = rules::decide_confirm(cmd, &reservation, balance, &states, PaymentId::new())?;
+        self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
+        self.wallets.insert(cmd.user_id, d.payment.balance);
+        self.dirty_wallets.insert(cmd.user_id);
+        self.touch(d.reservation);
+        self.payments.push(d.payment.clone());
+        self.ledger.push(LedgerEntry {
+            user_id: cmd.user_id,
+            kind: "payment",
+            amount: d.payment.amount,
+            reference: Some(d.payment.id.0),
+            at: cmd.now,
+        });
+        self.emit(cmd.now, d.event);
+        let outcome = StoredOutcome::Payment(d.payment.clone());
+        self.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
+        Ok(d.payment)
+    }
+
+    fn cancel(&mut self, cmd: &CancelCommand) -> Result<Reservation, Error> {
+        let reservation = self.owned(cmd.reservation_id, cmd.user_id)?;
+        rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let balance = self.balance(cmd.user_id)?;
+        let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
+        let d = rules::decide_cancel(cmd, &reservation, balance, &states)?;
+        self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
+        if d.refund.is_positive() {
+            self.wallets.insert(cmd.user_id, d.balance);
+            self.dirty_wallets.insert(cmd.user_id);
+            self.ledger.push(LedgerEntry {
+                user_id: cmd.user_id,
+                kind: "refund",
+                amount: d.refund,
+                reference: Some(reservation.id.0),
+                at: cmd.now,
+            });
+        }
+        self.touch(d.reservation.clone());
+        self.emit(cmd.now, d.event);
+        Ok(d.reservation)
+    }
+
+    fn charge(&mut self, cmd: &ChargeCommand) -> Result<Balance, Error> {
+        if let Some(outcome) = self.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_charge();
+        }
+        let balance = self.balance(cmd.user_id)?;
+        let d = rules::decide_charge(cmd, balance)?;
+        self.wallets.insert(cmd.user_id, d.balance.balance);
+        self.dirty_wallets.insert(cmd.user_id);
+        self.ledger.push(LedgerEntry {
+            user_id: cmd.user_id,
+            kind: "charge",
+            amount: cmd.amount,
+            reference: None,
+            at: cmd.now,
+        });
+        self.emit(cmd.now, rules::ChargeDecision::event(cmd));
+        self.remember(
+            cmd.idempotency.as_ref(),
+            StoredOutcome::Charge(d.balance),
+            cmd.now,
+        );
+        Ok(d.balance)
+    }
+
+    /// Store a changed reservation: new ones are inserted in their final state, loaded ones
+    /// updated.
+    fn touch(&mut self, r: Reservation) {
+        if self.loaded_status.contains_key(&r.id) {
+            self.updated.insert(r.id);
+        }
+        self.reservations.insert(r.id, r);
+    }
+
+    /// Seat sales to delete (reservations that were confirmed when loaded and are not now) and
+    /// to insert (reservations confirmed now and not when loaded).
+    pub(crate) fn sales(&self) -> (Vec<ReservationId>, Vec<(SeatId, ReservationId)>) {
+        let confirmed = ReservationStatus::Confirmed;
+        let mut gone = Vec::new();
+        let mut sold = Vec::new();
+        for id in self.updated.iter().chain(&self.created) {
+            let Some(r) = self.reservations.get(id) else {
+                continue;
+            };
+            let was = self.loaded_status.get(id).copied() == Some(confirmed);
+            let is = r.status == confirmed;
+            if was && !is {
+                gone.push(*id);
+            }
+            if is && !was {
+                sold.extend(r.seat_ids.iter().map(|s| (*s, *id)));
+            }
+        }
+        (gone, sold)
+    }
+}
