@@ -44,7 +44,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use ticketing_core::{Error, TicketStore};
 
-pub use batch::BatchConfig;
+pub use batch::{BatchConfig, BatchStats};
 pub use store::PgStore;
 
 /// The migrations shipped with this crate.

@@ -105,6 +105,11 @@ impl PgStore {
         &self.config
     }
 
+    /// Counters of the group-commit mode (`None` when it is off).
+    pub fn batch_stats(&self) -> Option<crate::BatchStats> {
+        self.batcher.as_ref().map(|b| b.stats())
+    }
+
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Fail> {
         Ok(self.pool.begin().await?)
     }

@@ -20,6 +20,7 @@
 mod io;
 mod state;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use sqlx::PgPool;
@@ -28,7 +29,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 pub(crate) use state::{Command, Outcome};
 
-use crate::error::db;
+use crate::error::{code, db};
 
 /// Settings of the group-commit mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +52,37 @@ impl Default for BatchConfig {
     }
 }
 
+/// Counters of the group-commit mode, since the store was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Batch transactions started (retries and split halves included).
+    pub batches: u64,
+    /// Commands taken by the workers (a retried or split command counts once).
+    pub commands: u64,
+    /// The most commands one batch took.
+    pub largest: u64,
+    /// Commands queued now, not yet taken by a worker.
+    pub waiting: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    commands: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> BatchStats {
+        BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            commands: self.commands.load(Ordering::Relaxed),
+            largest: self.largest.load(Ordering::Relaxed),
+            waiting: 0,
+        }
+    }
+}
+
 struct Job {
     cmd: Command,
     reply: oneshot::Sender<Result<Outcome, Error>>,
@@ -64,6 +96,7 @@ pub(crate) struct Batcher {
     tx: mpsc::Sender<Job>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     started: OnceLock<()>,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Batcher {
@@ -85,6 +118,15 @@ impl Batcher {
             tx,
             rx: Arc::new(Mutex::new(rx)),
             started: OnceLock::new(),
+            counters: Arc::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub(crate) fn stats(&self) -> BatchStats {
+        BatchStats {
+            waiting: (self.tx.max_capacity() - self.tx.capacity()) as u64,
+            ..self.counters.snapshot()
         }
     }
 
@@ -97,6 +139,7 @@ impl Batcher {
                     pool: self.pool.clone(),
                     max_batch: self.config.max_batch.max(1),
                     skip_locked: self.skip_locked,
+                    counters: self.counters.clone(),
                 };
                 tokio::spawn(worker.run());
             }
@@ -120,6 +163,7 @@ struct Worker {
     pool: PgPool,
     max_batch: usize,
     skip_locked: bool,
+    counters: Arc<Counters>,
 }
 
 impl Worker {
@@ -143,6 +187,9 @@ impl Worker {
             // A caller that gave up before its batch started: its command is not run.
             jobs.retain(|j| !j.reply.is_closed());
             if !jobs.is_empty() {
+                let n = jobs.len() as u64;
+                self.counters.commands.fetch_add(n, Ordering::Relaxed);
+                self.counters.largest.fetch_max(n, Ordering::Relaxed);
                 self.run_jobs(jobs).await;
             }
         }
@@ -153,8 +200,10 @@ impl Worker {
         let mut pending = vec![jobs];
         while let Some(jobs) = pending.pop() {
             let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+            self.counters.batches.fetch_add(1, Ordering::Relaxed);
             let mut result = execute(&self.pool, &cmds, self.skip_locked).await;
             if matches!(result, Err(Failure::BeforeCommit(_))) {
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 result = execute(&self.pool, &cmds, self.skip_locked).await;
             }
             match result {
@@ -165,7 +214,7 @@ impl Worker {
                 }
                 // A statement the server refused may be one command's fault: split, so the
                 // others go through. A lost connection or a pool timeout is nobody's: answer.
-                Err(Failure::BeforeCommit(sqlx::Error::Database(_))) if jobs.len() > 1 => {
+                Err(Failure::BeforeCommit(e)) if jobs.len() > 1 && commands_may_be_at_fault(&e) => {
                     let mut first = jobs;
                     let second = first.split_off(first.len() / 2);
                     // Run the first half first: arrival order is kept.
@@ -175,6 +224,20 @@ impl Worker {
                 Err(failure) => answer_all(jobs, failure),
             }
         }
+    }
+}
+
+/// Whether a failed statement may be some command's fault (so splitting the batch can let the
+/// others through): an error the server raised, but not a lost connection, an operator's
+/// intervention or a lack of resources (SQLSTATE classes 08, 53, 57 except a statement
+/// timeout, 58), which would fail every half alike.
+fn commands_may_be_at_fault(e: &sqlx::Error) -> bool {
+    match code(e) {
+        Some(c) if c == "57014" => true,
+        Some(c) => !["08", "53", "57", "58"]
+            .iter()
+            .any(|class| c.starts_with(class)),
+        None => false,
     }
 }
 
@@ -234,7 +297,10 @@ async fn execute(
     let mut state = io::load(&mut tx, cmds, skip_locked)
         .await
         .map_err(Failure::BeforeCommit)?;
+    #[cfg(not(ticketing_control = "batch_snapshot"))]
     let answers: Vec<Result<Outcome, Error>> = cmds.iter().map(|c| state.apply(c)).collect();
+    #[cfg(ticketing_control = "batch_snapshot")]
+    let answers = state::apply_on_snapshot(&mut state, cmds);
     io::write(&mut tx, &state)
         .await
         .map_err(Failure::BeforeCommit)?;

@@ -83,7 +83,7 @@ pub(crate) struct LedgerEntry {
 }
 
 /// The rows a batch loaded, then changed by its commands.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct State {
     /// Locked wallets.
     pub wallets: HashMap<UserId, Points>,
@@ -344,4 +344,46 @@ impl State {
         }
         (gone, sold)
     }
+}
+
+/// The negative control of the batch tests, compiled only with
+/// `--cfg ticketing_control="batch_snapshot"` (see `scripts/controls.sh`): every command is
+/// decided on the rows as the batch loaded them, not on what the commands before it left (the
+/// mistake of a batch that only shares the transaction). `tests/batch.rs` must fail with it.
+#[cfg(ticketing_control = "batch_snapshot")]
+pub(crate) fn apply_on_snapshot(
+    state: &mut State,
+    cmds: &[&Command],
+) -> Vec<Result<Outcome, Error>> {
+    let base = state.clone();
+    cmds.iter()
+        .map(|cmd| {
+            let mut own = base.clone();
+            let answer = own.apply(cmd);
+            for id in &own.dirty_seats {
+                if let Some(slot) = own.seats.get(id) {
+                    state.seats.insert(*id, slot.clone());
+                    state.dirty_seats.insert(*id);
+                }
+            }
+            for user in &own.dirty_wallets {
+                if let Some(b) = own.wallets.get(user) {
+                    state.wallets.insert(*user, *b);
+                    state.dirty_wallets.insert(*user);
+                }
+            }
+            for id in own.created.iter().chain(&own.updated) {
+                if let Some(r) = own.reservations.get(id) {
+                    state.reservations.insert(*id, r.clone());
+                }
+            }
+            state.created.extend(own.created);
+            state.updated.extend(own.updated);
+            state.payments.extend(own.payments);
+            state.ledger.extend(own.ledger);
+            state.events.extend(own.events);
+            state.new_keys.extend(own.new_keys);
+            answer
+        })
+        .collect()
 }
