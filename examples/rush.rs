@@ -28,7 +28,7 @@ use ticketing::{
     demo_catalog,
 };
 use ticketing_memory::{MemoryLockManager, MemoryStore, Strategy};
-use ticketing_postgres::{LockWait, PgConfig, PgStore, PgStrategy};
+use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum StoreArg {
@@ -96,6 +96,13 @@ struct Args {
     /// hold path alone, to compare with the physical limits.
     #[arg(long)]
     holds_only: bool,
+    /// PostgreSQL group commit (--store postgres): batch workers, 0 for one transaction per
+    /// command.
+    #[arg(long, default_value_t = 0)]
+    pg_batch: usize,
+    /// Connections of the PostgreSQL pool (--store postgres).
+    #[arg(long, default_value_t = 32)]
+    pg_pool: u32,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -389,7 +396,11 @@ async fn library_target(
                     },
                     _ => PgStrategy::Optimistic,
                 },
-                max_connections: 32,
+                max_connections: args.pg_pool,
+                batch: (args.pg_batch > 0).then(|| BatchConfig {
+                    workers: args.pg_batch,
+                    ..BatchConfig::default()
+                }),
                 ..PgConfig::default()
             };
             let options = config

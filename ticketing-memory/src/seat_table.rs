@@ -129,6 +129,10 @@ impl SeatTable {
         let mut order: Vec<usize> = (0..cells.len()).collect();
         order.sort_by_key(|&i| cells[i].seat.id);
         let sorted: Vec<Arc<SeatCell>> = order.iter().map(|&i| cells[i].clone()).collect();
+        // A seat named twice would be locked twice by this thread.
+        if sorted.windows(2).any(|w| w[0].seat.id == w[1].seat.id) {
+            return Err(Error::invalid("a seat is named twice"));
+        }
         let decide_sorted = |states: &[SeatState]| {
             let mut given = vec![SeatState::Available; states.len()];
             for (state, &i) in states.iter().zip(&order) {

@@ -8,7 +8,7 @@ use ticketing::{
     TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
-use ticketing_postgres::{LockWait, PgConfig, PgStore, PgStrategy};
+use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
 use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
 use super::config::{Config, QueueKind, StoreKind, StrategyKind};
@@ -61,6 +61,11 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
                     }
                 },
                 max_connections: config.pg_pool,
+                batch: (config.pg_batch > 0).then(|| BatchConfig {
+                    workers: config.pg_batch,
+                    max_batch: config.pg_batch_max as usize,
+                    ..BatchConfig::default()
+                }),
                 ..PgConfig::default()
             };
             let store = PgStore::connect(need(&config.database_url, "DATABASE_URL")?, pg).await?;

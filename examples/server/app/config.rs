@@ -90,6 +90,13 @@ pub struct Config {
     /// Connections of the PostgreSQL pool.
     #[arg(long, env = "TICKETING_PG_POOL", default_value_t = 16)]
     pub pg_pool: u32,
+    /// PostgreSQL group commit: batch workers (each runs one shared transaction at a time);
+    /// 0 runs every command in a transaction of its own.
+    #[arg(long, env = "TICKETING_PG_BATCH", default_value_t = 4)]
+    pub pg_batch: usize,
+    /// PostgreSQL group commit: the most commands one batch takes.
+    #[arg(long, env = "TICKETING_PG_BATCH_MAX", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pg_batch_max: u32,
     /// Per-request time limit, in milliseconds.
     #[arg(long, env = "TICKETING_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,

@@ -102,6 +102,11 @@ pub fn decide_hold(
     if seats.len() != states.len() || seats.len() != cmd.seat_ids.len() {
         return Err(Error::invalid("a hold decision needs one state per seat"));
     }
+    let mut ids: Vec<SeatId> = seats.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::invalid("a hold names a seat twice"));
+    }
     if let Some(s) = seats.iter().find(|s| s.option_id != cmd.option_id) {
         return Err(Error::invalid(format!(
             "seat {} is not of option {}",

@@ -242,6 +242,50 @@ pub async fn pay_confirms_and_debits(b: TestBackend) {
     );
 }
 
+/// A free seat (price 0) is held, paid with an empty wallet and cancelled like any other.
+pub async fn free_seats_are_held_paid_and_cancelled(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let option = crate::OptionId(h.option.0 + 700_000);
+    let seat = SeatId(h.seats[0].0 + 700_000);
+    let catalog = Catalog {
+        concerts: vec![],
+        options: vec![crate::ShowOption {
+            id: option,
+            concert_id: h.concert,
+            starts_at: h.now() + Duration::days(30),
+        }],
+        seats: vec![Seat {
+            id: seat,
+            option_id: option,
+            seat_no: "free".into(),
+            grade: "F".into(),
+            price: Points::ZERO,
+        }],
+    };
+    h.store.seed(&catalog).await.expect("seed a free seat");
+    let u = h.user(1);
+    let r = h
+        .service
+        .hold(hold_request(u, option, &[seat]))
+        .await
+        .expect("hold");
+    assert_eq!(r.amount, Points::ZERO);
+    let p = h.pay(u, r.id).await.expect("a free seat is paid with no points");
+    assert_eq!((p.amount, p.balance), (Points::ZERO, Points::ZERO));
+    let c = h.store.cancel(CancelCommand {
+        reservation_id: r.id,
+        user_id: u,
+        now: h.now(),
+        fence: None,
+    });
+    let c = c.await.expect("cancel");
+    assert_eq!(
+        (c.status, c.refunded_amount),
+        (ReservationStatus::Cancelled, Points::ZERO)
+    );
+    assert_eq!(h.balance(u).await, Points::ZERO);
+}
+
 /// Paying at or after `expires_at` is `hold_expired` and charges nothing.
 pub async fn pay_after_expiry_is_hold_expired_and_charges_nothing(b: TestBackend) {
     let h = Harness::new(b).await;

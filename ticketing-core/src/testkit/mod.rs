@@ -281,6 +281,7 @@ macro_rules! conformance_suite {
             hold_expires_exactly_at_its_end,
             expired_seat_can_be_held_again,
             pay_confirms_and_debits,
+            free_seats_are_held_paid_and_cancelled,
             pay_after_expiry_is_hold_expired_and_charges_nothing,
             insufficient_points_changes_nothing,
             paying_twice_is_invalid_state,

@@ -26,22 +26,15 @@ pub(crate) async fn load(
 ) -> Result<State, sqlx::Error> {
     let mut state = State::default();
 
-    // 1. Wallets: every command's user, ascending; create the missing ones.
+    // 1. Wallets: every command's user. Create the missing ones first (ascending), then lock
+    //    all of them in one ascending statement, so the lock order holds for new users too.
     let users: BTreeSet<i64> = cmds.iter().map(|c| c.user().0).collect();
     let users: Vec<i64> = users.into_iter().collect();
+    sqlx::query(sql!("batch_wallets_create"))
+        .bind(&users)
+        .execute(&mut *conn)
+        .await?;
     lock_wallets(conn, &users, &mut state).await?;
-    let missing: Vec<i64> = users
-        .iter()
-        .filter(|u| !state.wallets.contains_key(&UserId(**u)))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        sqlx::query(sql!("batch_wallets_create"))
-            .bind(&missing)
-            .execute(&mut *conn)
-            .await?;
-        lock_wallets(conn, &missing, &mut state).await?;
-    }
 
     // 2. Reservations named by payments and cancels, and the live ones of capped holders.
     let named: Vec<uuid::Uuid> = cmds

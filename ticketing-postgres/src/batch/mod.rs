@@ -94,7 +94,9 @@ pub(crate) struct Batcher {
     skip_locked: bool,
     pool: PgPool,
     tx: mpsc::Sender<Job>,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    /// Handed to the workers when they start: once every worker is gone (its runtime shut
+    /// down), the queue closes and callers are told so instead of waiting forever.
+    rx: std::sync::Mutex<Option<mpsc::Receiver<Job>>>,
     started: OnceLock<()>,
     counters: Arc<Counters>,
 }
@@ -116,7 +118,7 @@ impl Batcher {
             skip_locked,
             pool,
             tx,
-            rx: Arc::new(Mutex::new(rx)),
+            rx: std::sync::Mutex::new(Some(rx)),
             started: OnceLock::new(),
             counters: Arc::default(),
         }
@@ -133,9 +135,13 @@ impl Batcher {
     /// Run `cmd` in a batch and wait for its answer.
     pub(crate) async fn submit(&self, cmd: Command) -> Result<Outcome, Error> {
         self.started.get_or_init(|| {
+            let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
+                return;
+            };
+            let rx = Arc::new(Mutex::new(rx));
             for _ in 0..self.config.workers.max(1) {
                 let worker = Worker {
-                    rx: self.rx.clone(),
+                    rx: rx.clone(),
                     pool: self.pool.clone(),
                     max_batch: self.config.max_batch.max(1),
                     skip_locked: self.skip_locked,
@@ -227,18 +233,12 @@ impl Worker {
     }
 }
 
-/// Whether a failed statement may be some command's fault (so splitting the batch can let the
-/// others through): an error the server raised, but not a lost connection, an operator's
-/// intervention or a lack of resources (SQLSTATE classes 08, 53, 57 except a statement
-/// timeout, 58), which would fail every half alike.
+/// Whether a failed statement may be some command's fault, so that splitting the batch lets
+/// the others through: a data error (SQLSTATE classes 22 and 23). Lost connections, timeouts,
+/// deadlocks and lack of resources would fail every half alike: they are answered at once
+/// (after the one re-run).
 fn commands_may_be_at_fault(e: &sqlx::Error) -> bool {
-    match code(e) {
-        Some(c) if c == "57014" => true,
-        Some(c) => !["08", "53", "57", "58"]
-            .iter()
-            .any(|class| c.starts_with(class)),
-        None => false,
-    }
+    matches!(code(e).as_deref(), Some(c) if c.starts_with("22") || c.starts_with("23"))
 }
 
 /// How a batch's transaction failed.
@@ -306,8 +306,11 @@ async fn execute(
         .map_err(Failure::BeforeCommit)?;
     match tx.commit().await {
         Ok(()) => Ok(answers),
-        // The server said no: the transaction did not happen.
-        Err(e @ sqlx::Error::Database(_)) => Err(Failure::BeforeCommit(e)),
+        // The server refused the commit (serialization, a deferred constraint): it did not
+        // happen. Any other error (a FATAL, a lost connection) leaves the outcome unknown.
+        Err(e) if matches!(code(&e).as_deref(), Some(c) if c.starts_with("40") || c.starts_with("23")) => {
+            Err(Failure::BeforeCommit(e))
+        }
         Err(e) => Err(Failure::AtCommit(e)),
     }
 }

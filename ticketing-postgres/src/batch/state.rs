@@ -179,6 +179,9 @@ impl State {
             if !rules::fence_allows(slot.fence, fence) {
                 return Err(Error::LockLost);
             }
+            // The column is a BIGINT: refuse a token it cannot hold here, for this command
+            // alone, rather than fail the batch's write.
+            crate::rows::fence_param(fence)?;
             seats.push(&slot.seat);
             states.push(slot.state);
         }
@@ -254,13 +257,16 @@ impl State {
         self.dirty_wallets.insert(cmd.user_id);
         self.touch(d.reservation);
         self.payments.push(d.payment.clone());
-        self.ledger.push(LedgerEntry {
-            user_id: cmd.user_id,
-            kind: "payment",
-            amount: d.payment.amount,
-            reference: Some(d.payment.id.0),
-            at: cmd.now,
-        });
+        // The ledger records movements of points: a free seat moves none.
+        if d.payment.amount.is_positive() {
+            self.ledger.push(LedgerEntry {
+                user_id: cmd.user_id,
+                kind: "payment",
+                amount: d.payment.amount,
+                reference: Some(d.payment.id.0),
+                at: cmd.now,
+            });
+        }
         self.emit(cmd.now, d.event);
         let outcome = StoredOutcome::Payment(d.payment.clone());
         self.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
