@@ -60,15 +60,27 @@ cargo build --release --quiet --example rush
 RUSH=target/release/examples/rush
 PG=$($RUSH --store postgres --strategy pessimistic,optimistic --buyers 20000 --seats 10000 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+PG_BATCH=$($RUSH --store postgres --strategy pessimistic,optimistic --buyers 40000 --seats 10000 \
+       --concurrency 64 --holds-only --max-seconds "$SECS" --json --quiet --pg-batch 4)
+# Throughput against concurrency, per-command and batched (pessimistic NOWAIT, holds only).
+SWEEP=""
+for c in 1 8 64 256; do
+  for b in 0 4; do
+    SWEEP="$SWEEP $c:$b:$($RUSH --store postgres --strategy pessimistic --buyers 60000 --seats 10000 \
+       --concurrency "$c" --holds-only --max-seconds "$SECS" --json --quiet --pg-batch "$b" \
+       | python3 -c 'import json,sys; r=json.load(sys.stdin)["runs"][0]; assert r["oversold_seats"] == 0 and r["books_balanced"], r; print(round(r["hold_attempts_per_s"]), r["latency"]["hold"]["p99_ms"], sep=",")')"
+  done
+done
 HOT_PG=$($RUSH --store postgres --strategy pessimistic --buyers 2000 --seats 1 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
 HOT_DL=$($RUSH --store postgres --strategy distributed-lock --buyers 2000 --seats 1 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
 
-python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" <<'PY'
+python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" "$PG_BATCH" "$SWEEP" <<'PY'
 import json, sys
 a, b, c, d = (float(x or 0) for x in sys.argv[1:5])
-pg, hot_pg, hot_dl = (json.loads(x)["runs"] for x in sys.argv[5:8])
+pg, hot_pg, hot_dl, pg_batch = (json.loads(x)["runs"] for x in sys.argv[5:9])
+sweep = [w.split(":") for w in sys.argv[9].split()]
 rate = lambda r: r["hold_attempts_per_s"]
 print(f"{'limit':<52}{'per second':>12}")
 for name, v in [("(a) SELECT FOR UPDATE + UPDATE, random seat", a), ("(b) single conditional UPDATE", b),
@@ -78,12 +90,20 @@ print()
 print(f"{'strategy (hold attempts/s)':<52}{'per second':>12}{'limit':>8}{'ratio':>8}")
 rows = [("postgres pessimistic, 10k seats", rate(pg[0]), "a", a),
         ("postgres optimistic, 10k seats", rate(pg[1]), "b", b),
+        ("postgres batched (NOWAIT), 10k seats, 64 in flight", rate(pg_batch[0]), "b", b),
+        ("postgres batched (optimistic), 10k seats, 64 in flight", rate(pg_batch[1]), "b", b),
         ("postgres pessimistic NOWAIT, one hot seat", rate(hot_pg[0]), "c", c),
         ("distributed lock (Redis) + postgres, one hot seat", rate(hot_dl[0]), "c", c)]
 for name, v, lim, lv in rows:
     print(f"{name:<52}{v:>12.0f}{lim:>8}{(v / lv if lv else 0):>8.2f}")
 hot = rate(hot_dl[0]) / rate(hot_pg[0]) if rate(hot_pg[0]) else 0
 print(f"\ndistributed lock vs pessimistic on one hot seat: {hot:.2f}x")
-for r in pg + hot_pg + hot_dl:
+print("\nholds/s (p99 ms) against buyers in flight, pessimistic NOWAIT, 10k seats")
+print(f"{'in flight':>10}{'per-command':>22}{'batched (4 workers)':>24}{'batched/(b)':>14}")
+by = {(c, bt): v.split(",") for c, bt, v in sweep}
+for c in ("1", "8", "64", "256"):
+    one, bat = by.get((c, "0"), ["0", "0"]), by.get((c, "4"), ["0", "0"])
+    print(f"{c:>10}{one[0] + ' (' + one[1] + ')':>22}{bat[0] + ' (' + bat[1] + ')':>24}{(float(bat[0]) / b if b else 0):>14.2f}")
+for r in pg + hot_pg + hot_dl + pg_batch:
     assert r["oversold_seats"] == 0 and r["books_balanced"], r
 PY
