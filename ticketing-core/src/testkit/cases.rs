@@ -270,7 +270,10 @@ pub async fn free_seats_are_held_paid_and_cancelled(b: TestBackend) {
         .await
         .expect("hold");
     assert_eq!(r.amount, Points::ZERO);
-    let p = h.pay(u, r.id).await.expect("a free seat is paid with no points");
+    let p = h
+        .pay(u, r.id)
+        .await
+        .expect("a free seat is paid with no points");
     assert_eq!((p.amount, p.balance), (Points::ZERO, Points::ZERO));
     let c = h.store.cancel(CancelCommand {
         reservation_id: r.id,
