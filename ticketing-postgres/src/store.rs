@@ -59,6 +59,9 @@ pub struct PgStore {
     batcher: Option<Arc<Batcher>>,
 }
 
+/// Due holds expired per transaction.
+const EXPIRY_CHUNK: usize = 64;
+
 fn ids(seats: &[SeatId]) -> Vec<i64> {
     seats.iter().map(|s| s.0).collect()
 }
@@ -511,62 +514,108 @@ impl PgStore {
         Ok(d.reservation)
     }
 
+    /// Expire up to `limit` due holds in one short transaction of set-based statements.
+    /// Returns the expired ids and how many due holds were selected (a hold whose seats another
+    /// transaction has locked is selected but left for a later sweep).
     async fn try_expire(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<ReservationId>, Fail> {
+    ) -> Result<(Vec<ReservationId>, usize), Fail> {
         let mut tx = self.begin().await?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let due = sqlx::query(sql!("reservations_due"))
             .bind(now)
-            .bind(limit)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(rows::reservation)
             .collect::<Result<Vec<_>, _>>()?;
-        let due: Vec<(Reservation, rules::Transition)> = due
+        let selected = due.len();
+        let due: Vec<Reservation> = due
             .into_iter()
-            .filter_map(|r| {
-                rules::transition(&r, Action::Expire, now)
-                    .ok()
-                    .map(|t| (r, t))
-            })
+            .filter(|r| rules::transition(r, Action::Expire, now).is_ok())
             .collect();
         if due.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), selected));
         }
-        // All their seats at once, in id order, so sweepers and holds lock in one order.
-        let seat_ids: Vec<SeatId> = due.iter().flat_map(|(r, _)| r.seat_ids.clone()).collect();
-        let rows = self.load_seats(&mut tx, &seat_ids, false).await?;
-        let next: Vec<_> = rows
+        let mut wanted: Vec<i64> = due.iter().flat_map(|r| ids(&r.seat_ids)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let rows = sqlx::query(sql!("seats_lock_skip"))
+            .bind(&wanted)
+            .fetch_all(&mut *tx)
+            .await?
             .iter()
-            .map(|row| {
-                due.iter()
-                    .fold(row.state, |state, (r, _)| rules::release_seat(state, r.id))
+            .map(rows::seat)
+            .collect::<Result<Vec<_>, _>>()?;
+        let locked: HashMap<SeatId, &SeatRow> = rows.iter().map(|r| (r.seat.id, r)).collect();
+        let ready: Vec<&Reservation> = due
+            .iter()
+            .filter(|r| r.seat_ids.iter().all(|s| locked.contains_key(s)))
+            .collect();
+        if ready.is_empty() {
+            return Ok((Vec::new(), selected));
+        }
+        let mut changed: Vec<(&SeatRow, SeatState)> = Vec::new();
+        for row in &rows {
+            let next = ready
+                .iter()
+                .fold(row.state, |state, r| rules::release_seat(state, r.id));
+            if next != row.state {
+                changed.push((row, next));
+            }
+        }
+        if !changed.is_empty() {
+            let mut statuses = Vec::with_capacity(changed.len());
+            let mut owners = Vec::with_capacity(changed.len());
+            let mut untils = Vec::with_capacity(changed.len());
+            let mut fences = Vec::with_capacity(changed.len());
+            for (row, state) in &changed {
+                let (status, owner, until) = rows::seat_columns(*state);
+                statuses.push(status);
+                owners.push(owner);
+                untils.push(until);
+                fences.push(rows::fence_param(row.fence)?);
+            }
+            sqlx::query(sql!("batch_seats_write"))
+                .bind(changed.iter().map(|(r, _)| r.seat.id.0).collect::<Vec<_>>())
+                .bind(statuses)
+                .bind(owners)
+                .bind(untils)
+                .bind(fences)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let expired: Vec<ReservationId> = ready.iter().map(|r| r.id).collect();
+        sqlx::query(sql!("reservations_expire"))
+            .bind(expired.iter().map(|r| r.0).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        let events: Vec<DomainEvent> = expired
+            .iter()
+            .map(|id| {
+                DomainEvent::new(
+                    now,
+                    EventKind::HoldExpired {
+                        reservation_id: *id,
+                    },
+                )
             })
             .collect();
-        self.write_seats(&mut tx, &rows, &next, None).await?;
-        let mut expired = Vec::with_capacity(due.len());
-        for (reservation, transition) in due {
-            let r = Reservation {
-                status: transition.to,
-                ..reservation
-            };
-            self.update_reservation(&mut tx, &r).await?;
-            self.emit(
-                &mut tx,
-                now,
-                EventKind::HoldExpired {
-                    reservation_id: r.id,
-                },
-            )
+        let payloads = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::backend("encoding outbox events", false, e))?;
+        sqlx::query(sql!("batch_outbox_insert"))
+            .bind(events.iter().map(|e| e.id.0).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
+            .bind(payloads)
+            .execute(&mut *tx)
             .await?;
-            expired.push(r.id);
-        }
         tx.commit().await?;
-        Ok(expired)
+        Ok((expired, selected))
     }
 
     async fn try_charge(&self, cmd: &ChargeCommand) -> Result<Balance, Fail> {
@@ -787,7 +836,19 @@ impl TicketStore for PgStore {
     }
 
     async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ReservationId>> {
-        retrying!(self, self.try_expire(now, limit))
+        // Small transactions: each holds its seat locks only for a few statements.
+        let mut expired = Vec::new();
+        let mut selected = 0;
+        while selected < limit {
+            let chunk = (limit - selected).min(EXPIRY_CHUNK);
+            let (ids, seen) = retrying!(self, self.try_expire(now, chunk))?;
+            expired.extend(ids);
+            selected += seen;
+            if seen < chunk {
+                break;
+            }
+        }
+        Ok(expired)
     }
 
     async fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {

@@ -1,0 +1,5 @@
+-- Seats the expiry sweeper frees, locked in id order; a seat another transaction has locked
+-- is skipped (its reservation is left for a later sweep), so expiring never waits on a hold and
+-- holds its locks only for a few set-based statements.
+SELECT id, option_id, seat_no, grade, price, status, reservation_id, held_until, version, fence
+FROM seats WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED
