@@ -293,7 +293,10 @@ async fn execute(
     cmds: &[&Command],
     skip_locked: bool,
 ) -> Result<Vec<Result<Outcome, Error>>, Failure> {
-    let mut tx = pool.begin().await.map_err(Failure::BeforeCommit)?;
+    let mut tx = pool
+        .begin_with(sqlx::AssertSqlSafe(include_str!("../../sql/batch_begin.sql")))
+        .await
+        .map_err(Failure::BeforeCommit)?;
     let mut state = io::load(&mut tx, cmds, skip_locked)
         .await
         .map_err(Failure::BeforeCommit)?;
