@@ -578,7 +578,7 @@ impl PgStore {
                 untils.push(until);
                 fences.push(rows::fence_param(row.fence)?);
             }
-            sqlx::query(sql!("batch_seats_write"))
+            sqlx::query(sql!("seats_write_many"))
                 .bind(changed.iter().map(|(r, _)| r.seat.id.0).collect::<Vec<_>>())
                 .bind(statuses)
                 .bind(owners)
@@ -608,7 +608,7 @@ impl PgStore {
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::backend("encoding outbox events", false, e))?;
-        sqlx::query(sql!("batch_outbox_insert"))
+        sqlx::query(sql!("outbox_insert_many"))
             .bind(events.iter().map(|e| e.id.0).collect::<Vec<_>>())
             .bind(events.iter().map(|e| e.at).collect::<Vec<_>>())
             .bind(payloads)

@@ -199,123 +199,9 @@ fn to_sql_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error 
     sqlx::Error::Encode(Box::new(e))
 }
 
-/// Write everything the batch's commands changed.
+/// Write everything the batch's commands changed: the sales it removes, then one statement for
+/// all the rest.
 pub(crate) async fn write(conn: &mut PgConnection, state: &State) -> Result<(), sqlx::Error> {
-    if !state.dirty_wallets.is_empty() {
-        let users: Vec<i64> = state.dirty_wallets.iter().map(|u| u.0).collect();
-        let balances: Vec<i64> = state
-            .dirty_wallets
-            .iter()
-            .map(|u| state.wallets.get(u).map_or(0, |b| b.0))
-            .collect();
-        sqlx::query(sql!("batch_wallets_write"))
-            .bind(users)
-            .bind(balances)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.dirty_seats.is_empty() {
-        let slots: Vec<&SeatSlot> = state
-            .dirty_seats
-            .iter()
-            .filter_map(|id| state.seats.get(id))
-            .collect();
-        let mut statuses = Vec::with_capacity(slots.len());
-        let mut owners = Vec::with_capacity(slots.len());
-        let mut untils = Vec::with_capacity(slots.len());
-        let mut fences = Vec::with_capacity(slots.len());
-        for slot in &slots {
-            let (status, owner, until) = rows::seat_columns(slot.state);
-            statuses.push(status);
-            owners.push(owner);
-            untils.push(until);
-            fences.push(rows::fence_param(slot.fence).map_err(to_sql_err)?);
-        }
-        sqlx::query(sql!("batch_seats_write"))
-            .bind(slots.iter().map(|s| s.seat.id.0).collect::<Vec<_>>())
-            .bind(statuses)
-            .bind(owners)
-            .bind(untils)
-            .bind(fences)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.created.is_empty() {
-        let new: Vec<_> = state
-            .created
-            .iter()
-            .filter_map(|id| state.reservations.get(id))
-            .collect();
-        let seat_lists: Vec<String> = new
-            .iter()
-            .map(|r| {
-                let ids: Vec<String> = r.seat_ids.iter().map(|s| s.0.to_string()).collect();
-                format!("{{{}}}", ids.join(","))
-            })
-            .collect();
-        sqlx::query(sql!("batch_reservations_insert"))
-            .bind(new.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.user_id.0).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.option_id.0).collect::<Vec<_>>())
-            .bind(seat_lists)
-            .bind(
-                new.iter()
-                    .map(|r| rows::status_str(r.status))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.amount.0).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.expires_at).collect::<Vec<_>>())
-            .bind(new.iter().map(|r| r.created_at).collect::<Vec<_>>())
-            .bind(
-                new.iter()
-                    .map(|r| r.payment_id.map(|p| p.0))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(new.iter().map(|r| r.refunded_amount.0).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.updated.is_empty() {
-        let changed: Vec<_> = state
-            .updated
-            .iter()
-            .filter_map(|id| state.reservations.get(id))
-            .collect();
-        sqlx::query(sql!("batch_reservations_update"))
-            .bind(changed.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(
-                changed
-                    .iter()
-                    .map(|r| rows::status_str(r.status))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|r| r.payment_id.map(|p| p.0))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                changed
-                    .iter()
-                    .map(|r| r.refunded_amount.0)
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.payments.is_empty() {
-        let p = &state.payments;
-        sqlx::query(sql!("batch_payments_insert"))
-            .bind(p.iter().map(|p| p.id.0).collect::<Vec<_>>())
-            .bind(p.iter().map(|p| p.reservation_id.0).collect::<Vec<_>>())
-            .bind(p.iter().map(|p| p.user_id.0).collect::<Vec<_>>())
-            .bind(p.iter().map(|p| p.amount.0).collect::<Vec<_>>())
-            .bind(p.iter().map(|p| p.balance.0).collect::<Vec<_>>())
-            .bind(p.iter().map(|p| p.created_at).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
     let (gone, sold) = state.sales();
     if !gone.is_empty() {
         sqlx::query(sql!("batch_sales_delete"))
@@ -323,57 +209,145 @@ pub(crate) async fn write(conn: &mut PgConnection, state: &State) -> Result<(), 
             .execute(&mut *conn)
             .await?;
     }
-    if !sold.is_empty() {
-        sqlx::query(sql!("batch_sales_insert"))
-            .bind(sold.iter().map(|(s, _)| s.0).collect::<Vec<_>>())
-            .bind(sold.iter().map(|(_, r)| r.0).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
+    let q = sqlx::query(sql!("batch_write"));
+
+    // Wallets.
+    let q = q
+        .bind(state.dirty_wallets.iter().map(|u| u.0).collect::<Vec<_>>())
+        .bind(
+            state
+                .dirty_wallets
+                .iter()
+                .map(|u| state.wallets.get(u).map_or(0, |b| b.0))
+                .collect::<Vec<_>>(),
+        );
+
+    // Seats.
+    let slots: Vec<&SeatSlot> = state
+        .dirty_seats
+        .iter()
+        .filter_map(|id| state.seats.get(id))
+        .collect();
+    let mut statuses = Vec::with_capacity(slots.len());
+    let mut owners = Vec::with_capacity(slots.len());
+    let mut untils = Vec::with_capacity(slots.len());
+    let mut fences = Vec::with_capacity(slots.len());
+    for slot in &slots {
+        let (status, owner, until) = rows::seat_columns(slot.state);
+        statuses.push(status);
+        owners.push(owner);
+        untils.push(until);
+        fences.push(rows::fence_param(slot.fence).map_err(to_sql_err)?);
     }
-    if !state.ledger.is_empty() {
-        let l = &state.ledger;
-        sqlx::query(sql!("batch_ledger_insert"))
-            .bind(l.iter().map(|e| e.user_id.0).collect::<Vec<_>>())
-            .bind(l.iter().map(|e| e.kind).collect::<Vec<_>>())
-            .bind(l.iter().map(|e| e.amount.0).collect::<Vec<_>>())
-            .bind(l.iter().map(|e| e.reference).collect::<Vec<_>>())
-            .bind(l.iter().map(|e| e.at).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.events.is_empty() {
-        let e = &state.events;
-        let payloads = e
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(to_sql_err)?;
-        sqlx::query(sql!("batch_outbox_insert"))
-            .bind(e.iter().map(|e| e.id.0).collect::<Vec<_>>())
-            .bind(e.iter().map(|e| e.at).collect::<Vec<_>>())
-            .bind(payloads)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if !state.new_keys.is_empty() {
-        let k = &state.new_keys;
-        let outcomes = k
-            .iter()
-            .map(|(_, o, _)| serde_json::to_string(o))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(to_sql_err)?;
-        sqlx::query(sql!("batch_idempotency_put"))
-            .bind(k.iter().map(|(k, _, _)| k.user_id.0).collect::<Vec<_>>())
-            .bind(k.iter().map(|(k, _, _)| k.key.clone()).collect::<Vec<_>>())
-            .bind(
-                k.iter()
-                    .map(|(k, _, _)| k.fingerprint.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(outcomes)
-            .bind(k.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-    }
+    let q = q
+        .bind(slots.iter().map(|s| s.seat.id.0).collect::<Vec<_>>())
+        .bind(statuses)
+        .bind(owners)
+        .bind(untils)
+        .bind(fences);
+
+    // Reservations created (in their final state) and changed.
+    let new: Vec<_> = state
+        .created
+        .iter()
+        .filter_map(|id| state.reservations.get(id))
+        .collect();
+    let seat_lists: Vec<String> = new
+        .iter()
+        .map(|r| {
+            let ids: Vec<String> = r.seat_ids.iter().map(|s| s.0.to_string()).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
+    let q = q
+        .bind(new.iter().map(|r| r.id.0).collect::<Vec<_>>())
+        .bind(new.iter().map(|r| r.user_id.0).collect::<Vec<_>>())
+        .bind(new.iter().map(|r| r.option_id.0).collect::<Vec<_>>())
+        .bind(seat_lists)
+        .bind(
+            new.iter()
+                .map(|r| rows::status_str(r.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(new.iter().map(|r| r.amount.0).collect::<Vec<_>>())
+        .bind(new.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+        .bind(new.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(
+            new.iter()
+                .map(|r| r.payment_id.map(|p| p.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(new.iter().map(|r| r.refunded_amount.0).collect::<Vec<_>>());
+    let changed: Vec<_> = state
+        .updated
+        .iter()
+        .filter_map(|id| state.reservations.get(id))
+        .collect();
+    let q = q
+        .bind(changed.iter().map(|r| r.id.0).collect::<Vec<_>>())
+        .bind(
+            changed
+                .iter()
+                .map(|r| rows::status_str(r.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changed
+                .iter()
+                .map(|r| r.payment_id.map(|p| p.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            changed
+                .iter()
+                .map(|r| r.refunded_amount.0)
+                .collect::<Vec<_>>(),
+        );
+
+    // Payments and sales.
+    let p = &state.payments;
+    let q = q
+        .bind(p.iter().map(|p| p.id.0).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.reservation_id.0).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.user_id.0).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.amount.0).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.balance.0).collect::<Vec<_>>())
+        .bind(p.iter().map(|p| p.created_at).collect::<Vec<_>>())
+        .bind(sold.iter().map(|(s, _)| s.0).collect::<Vec<_>>())
+        .bind(sold.iter().map(|(_, r)| r.0).collect::<Vec<_>>());
+
+    // Ledger, outbox, idempotency records, each in the order the batch made them.
+    let l = &state.ledger;
+    let e = &state.events;
+    let payloads = e
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(to_sql_err)?;
+    let k = &state.new_keys;
+    let outcomes = k
+        .iter()
+        .map(|(_, o, _)| serde_json::to_string(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(to_sql_err)?;
+    q.bind(l.iter().map(|e| e.user_id.0).collect::<Vec<_>>())
+        .bind(l.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(l.iter().map(|e| e.amount.0).collect::<Vec<_>>())
+        .bind(l.iter().map(|e| e.reference).collect::<Vec<_>>())
+        .bind(l.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.id.0).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.at).collect::<Vec<_>>())
+        .bind(payloads)
+        .bind(k.iter().map(|(k, _, _)| k.user_id.0).collect::<Vec<_>>())
+        .bind(k.iter().map(|(k, _, _)| k.key.clone()).collect::<Vec<_>>())
+        .bind(
+            k.iter()
+                .map(|(k, _, _)| k.fingerprint.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(outcomes)
+        .bind(k.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }

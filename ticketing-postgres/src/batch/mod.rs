@@ -294,7 +294,9 @@ async fn execute(
     skip_locked: bool,
 ) -> Result<Vec<Result<Outcome, Error>>, Failure> {
     let mut tx = pool
-        .begin_with(sqlx::AssertSqlSafe(include_str!("../../sql/batch_begin.sql")))
+        .begin_with(sqlx::AssertSqlSafe(include_str!(
+            "../../sql/batch_begin.sql"
+        )))
         .await
         .map_err(Failure::BeforeCommit)?;
     let mut state = io::load(&mut tx, cmds, skip_locked)

@@ -1,4 +1,4 @@
--- The final state of every seat a batch changed (the rows are locked, so no version check).
+-- The final state of several seats (the rows are locked, so no version check); used by the sweeper.
 UPDATE seats AS s
 SET status = v.status,
     reservation_id = v.reservation_id,
