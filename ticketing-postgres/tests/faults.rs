@@ -8,17 +8,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticketing_core::{ErrorCode, ServiceConfig, TicketStore, TicketingService};
-use ticketing_postgres::{PgConfig, PgStore, PgStrategy};
+use ticketing_postgres::{BatchConfig, PgConfig, PgStore, PgStrategy};
 
 const BUYERS: i64 = 300;
 const SEATS: i64 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
+    killed_connections(None).await;
+}
+
+/// The same in the group-commit mode: a killed batch is run again or answered `unavailable`
+/// as a whole, never half applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_connections_mid_rush_lose_nothing_in_batched_mode() {
+    killed_connections(Some(BatchConfig::default())).await;
+}
+
+async fn killed_connections(batch: Option<BatchConfig>) {
     let config = PgConfig {
         strategy: PgStrategy::Optimistic,
         max_connections: 8,
         acquire_timeout: Duration::from_secs(2),
+        batch,
         ..PgConfig::default()
     };
     let Some((admin, options)) = common::fresh_schema(&config).await else {
@@ -74,7 +86,7 @@ async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
     }
     let recovered = common::rush::wait_healthy(store.as_ref()).await;
     eprintln!(
-        "faults: {killed} connections killed; {report:?}; recovered in {recovered:?} after the last kill"
+        "faults ({batch:?}): {killed} connections killed; {report:?}; recovered in {recovered:?} after the last kill"
     );
 
     // The books, from the database itself.

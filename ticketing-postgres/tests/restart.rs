@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticketing_core::{ErrorCode, ServiceConfig, TicketingService};
-use ticketing_postgres::{PgConfig, PgStore, PgStrategy};
+use ticketing_postgres::{BatchConfig, PgConfig, PgStore, PgStrategy};
 
 const BUYERS: i64 = 300;
 const SEATS: i64 = 100;
@@ -62,10 +62,17 @@ async fn a_postgres_restart_mid_rush_loses_nothing_and_sells_nothing_twice() {
         );
         return;
     }
+    // One mode after the other: both restart the one local server.
+    restart_mid_rush(None).await;
+    restart_mid_rush(Some(BatchConfig::default())).await;
+}
+
+async fn restart_mid_rush(batch: Option<BatchConfig>) {
     let config = PgConfig {
         strategy: PgStrategy::Optimistic,
         max_connections: 8,
         acquire_timeout: Duration::from_millis(500),
+        batch,
         ..PgConfig::default()
     };
     let Some((_admin, options)) = common::fresh_schema(&config).await else {
@@ -102,7 +109,7 @@ async fn a_postgres_restart_mid_rush_loses_nothing_and_sells_nothing_twice() {
     .await;
     let (down, recovered) = restart.await.expect("restart task");
     eprintln!(
-        "postgres down for {down:?} (stop, 1 s, start); {report:?}; the pool answered {recovered:?} after PostgreSQL was back"
+        "{batch:?}: postgres down for {down:?} (stop, 1 s, start); {report:?}; the pool answered {recovered:?} after PostgreSQL was back"
     );
     assert!(
         report.retries > 0,

@@ -22,6 +22,7 @@ mod state;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use sqlx::PgPool;
 use ticketing_core::Error;
@@ -208,7 +209,20 @@ impl Worker {
             let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
             let mut result = execute(&self.pool, &cmds, self.skip_locked).await;
-            if matches!(result, Err(Failure::BeforeCommit(_))) {
+            // A batch that did not happen is run again: once for any error, up to
+            // RERUNS times with a growing pause when its connection was lost (a restart or a
+            // killed backend: a command alone would have failed the same way, a batch of
+            // many should not fail for one lost connection).
+            let mut reruns = 0;
+            while let Err(Failure::BeforeCommit(e)) = &result {
+                let lost = connection_lost(e);
+                if reruns >= if lost { RERUNS } else { 1 } {
+                    break;
+                }
+                if lost {
+                    tokio::time::sleep(Duration::from_millis(10 << (2 * reruns))).await;
+                }
+                reruns += 1;
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 result = execute(&self.pool, &cmds, self.skip_locked).await;
             }
@@ -239,6 +253,21 @@ impl Worker {
 /// (after the one re-run).
 fn commands_may_be_at_fault(e: &sqlx::Error) -> bool {
     matches!(code(e).as_deref(), Some(c) if c.starts_with("22") || c.starts_with("23"))
+}
+
+/// Re-runs of a batch whose connection was lost before its commit (pauses 10, 40, 160 ms).
+const RERUNS: u32 = 3;
+
+/// Whether the error is a lost connection or a server going away (not any command's doing).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        _ => matches!(code(e).as_deref(), Some(c) if c.starts_with("08") || c.starts_with("57P")),
+    }
 }
 
 /// How a batch's transaction failed.
