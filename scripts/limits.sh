@@ -104,6 +104,33 @@ by = {(c, bt): v.split(",") for c, bt, v in sweep}
 for c in ("1", "8", "64", "256"):
     one, bat = by.get((c, "0"), ["0", "0"]), by.get((c, "4"), ["0", "0"])
     print(f"{c:>10}{one[0] + ' (' + one[1] + ')':>22}{bat[0] + ' (' + bat[1] + ')':>24}{(float(bat[0]) / b if b else 0):>14.2f}")
+# The same sweep as a chart: holds/s against buyers in flight (log scale), both modes.
+import math
+W, H, L, B = 640, 360, 70, 50
+xs = ["1", "8", "64", "256"]
+series = [("per-command", "0", "#c0392b"), ("batched (4 workers)", "4", "#2471a3")]
+top = max([float(by.get((c, m), ["0"])[0]) for c in xs for _, m, _ in series] + [b, 1.0]) * 1.1
+px = lambda i: L + i * (W - L - 20) / (len(xs) - 1)
+py = lambda v: H - B - v / top * (H - B - 20)
+svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+       f'<rect width="{W}" height="{H}" fill="white"/>',
+       f'<line x1="{L}" y1="{H-B}" x2="{W-20}" y2="{H-B}" stroke="black"/><line x1="{L}" y1="20" x2="{L}" y2="{H-B}" stroke="black"/>',
+       f'<text x="{W/2}" y="{H-10}" text-anchor="middle">buyers in flight</text>',
+       f'<text x="15" y="{H/2}" transform="rotate(-90 15 {H/2})" text-anchor="middle">holds/s</text>',
+       f'<line x1="{L}" y1="{py(b):.1f}" x2="{W-20}" y2="{py(b):.1f}" stroke="gray" stroke-dasharray="4"/>',
+       f'<text x="{W-22}" y="{py(b)-4:.1f}" text-anchor="end" fill="gray">limit (b) {b:.0f}/s</text>']
+for i, c in enumerate(xs):
+    svg.append(f'<text x="{px(i):.1f}" y="{H-B+16}" text-anchor="middle">{c}</text>')
+for k in range(5):
+    v = top * k / 4
+    svg.append(f'<text x="{L-6}" y="{py(v)+4:.1f}" text-anchor="end">{v:.0f}</text>')
+for n, (name, m, colour) in enumerate(series):
+    pts = " ".join(f"{px(i):.1f},{py(float(by.get((c, m), ['0'])[0])):.1f}" for i, c in enumerate(xs))
+    svg.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
+    svg.append(f'<text x="{L+10}" y="{30 + 16*n}" fill="{colour}">{name}</text>')
+svg.append("</svg>")
+open("docs/postgres-batching.svg", "w").write("\n".join(svg))
+print("\nchart: docs/postgres-batching.svg")
 for r in pg + hot_pg + hot_dl + pg_batch:
     assert r["oversold_seats"] == 0 and r["books_balanced"], r
 PY
