@@ -205,13 +205,18 @@ impl TicketingService {
         let option = self.store.option(req.option_id).await?;
         self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
             .await?;
+        // A retry under a used key gets the reservation it made, as it is now (held, paid,
+        // cancelled or expired), not the snapshot taken when it was made.
         if let Some(outcome) = self.replay(key.as_ref()).await? {
-            return outcome.into_hold();
+            let first = outcome.into_hold()?;
+            return self.store.reservation(first.id, self.clock.now()).await;
         }
         let now = self.clock.now();
-        self.store
+        let reservation_id = ReservationId::new();
+        let made = self
+            .store
             .hold(HoldCommand {
-                reservation_id: ReservationId::new(),
+                reservation_id,
                 user_id: req.user_id,
                 option_id: req.option_id,
                 seat_ids,
@@ -221,7 +226,13 @@ impl TicketingService {
                 idempotency: key,
                 fence: None,
             })
-            .await
+            .await?;
+        if made.id == reservation_id {
+            Ok(made)
+        } else {
+            // The store replayed a key a concurrent retry had just used.
+            self.store.reservation(made.id, self.clock.now()).await
+        }
     }
 
     /// Pay a hold with points: debit and confirm, atomically.

@@ -133,7 +133,12 @@ async fn a_retried_key_calls_the_store_once() {
         .times(1)
         .in_sequence(&mut seq)
         .withf(|cmd| cmd.idempotency.as_ref().is_some_and(|k| k.key == "k1"))
-        .returning(move |_| Ok(stored.clone()));
+        .returning(move |cmd| {
+            Ok(Reservation {
+                id: cmd.reservation_id,
+                ..stored.clone()
+            })
+        });
     let record = IdempotencyRecord {
         fingerprint: "hold:10:1,2".into(),
         outcome: StoredOutcome::Hold(first.clone()),
@@ -143,13 +148,30 @@ async fn a_retried_key_calls_the_store_once() {
         .times(1)
         .in_sequence(&mut seq)
         .returning(move |_, _| Ok(Some(record.clone())));
+    // The retry answers with the reservation as it is now, read from the store.
+    let now_cancelled = Reservation {
+        status: ReservationStatus::Cancelled,
+        ..first.clone()
+    };
+    let current = now_cancelled.clone();
+    let id = first.id;
+    store
+        .expect_reservation()
+        .times(1)
+        .in_sequence(&mut seq)
+        .withf(move |r, _| *r == id)
+        .returning(move |_, _| Ok(current.clone()));
     let s = service(store);
     let keyed = HoldRequest {
         idempotency_key: Some("k1".into()),
         ..request(&[2, 1])
     };
-    assert_eq!(s.hold(keyed.clone()).await.expect("first"), first);
-    assert_eq!(s.hold(keyed).await.expect("retry"), first);
+    let made = s.hold(keyed.clone()).await.expect("first");
+    assert_eq!(
+        (made.user_id, made.seat_ids.clone()),
+        (first.user_id, first.seat_ids.clone())
+    );
+    assert_eq!(s.hold(keyed).await.expect("retry"), now_cancelled);
 }
 
 #[tokio::test]

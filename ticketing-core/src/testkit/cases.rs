@@ -509,6 +509,27 @@ pub async fn idempotent_hold_returns_first_result(b: TestBackend) {
     assert_eq!(h.available().await, 58);
 }
 
+/// A retried hold gets its reservation as it is now: cancelled after a cancel, expired after
+/// its time, not the snapshot of when it was made.
+pub async fn idempotent_hold_replay_shows_the_reservation_as_it_is_now(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let u = h.user(1);
+    let keyed = |key: &str, seat| HoldRequest {
+        idempotency_key: Some(key.into()),
+        ..hold_request(u, h.option, &[seat])
+    };
+    let first = h.service.hold(keyed("a", h.seats[0])).await.expect("hold");
+    h.service.cancel(u, first.id).await.expect("cancel");
+    let again = h.service.hold(keyed("a", h.seats[0])).await.expect("retry");
+    assert_eq!(again.id, first.id);
+    assert_eq!(again.status, ReservationStatus::Cancelled);
+    let second = h.service.hold(keyed("b", h.seats[1])).await.expect("hold");
+    h.clock.advance(ttl());
+    let again = h.service.hold(keyed("b", h.seats[1])).await.expect("retry");
+    assert_eq!(again.id, second.id);
+    assert_eq!(again.status, ReservationStatus::Expired);
+}
+
 /// A key reused with another request is `idempotency_conflict` and changes nothing.
 pub async fn idempotency_key_reused_with_other_request_conflicts(b: TestBackend) {
     let h = Harness::new(b).await;

@@ -294,6 +294,7 @@ macro_rules! conformance_suite {
             per_user_cap_counts_held_and_sold,
             cap_is_freed_by_cancel_and_expiry,
             idempotent_hold_returns_first_result,
+            idempotent_hold_replay_shows_the_reservation_as_it_is_now,
             idempotency_key_reused_with_other_request_conflicts,
             idempotency_keys_are_scoped_per_user,
             idempotent_payment_and_charge,
