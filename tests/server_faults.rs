@@ -81,6 +81,10 @@ async fn balance(http: &reqwest::Client, base: &str, user: i64) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(ticketing_no_database, ticketing_no_redis),
+    ignore = "needs DATABASE_URL and REDIS_URL"
+)]
 async fn a_server_killed_between_debit_and_confirm_loses_no_point_and_sells_no_seat() {
     let Some((db, redis)) = process_common::service_urls() else {
         return;
@@ -212,6 +216,10 @@ async fn a_server_killed_between_debit_and_confirm_loses_no_point_and_sells_no_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(ticketing_no_database, ticketing_no_redis),
+    ignore = "needs DATABASE_URL and REDIS_URL"
+)]
 async fn a_paused_lock_holder_cannot_write_after_its_lease_lapsed() {
     let Some((db, redis)) = process_common::service_urls() else {
         return;

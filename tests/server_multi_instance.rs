@@ -64,6 +64,10 @@ async fn buyer(http: reqwest::Client, base: String, user: i64) -> Tally {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    any(ticketing_no_database, ticketing_no_redis),
+    ignore = "needs DATABASE_URL and REDIS_URL"
+)]
 async fn two_server_processes_never_sell_a_seat_twice() {
     let Some((db, redis)) = service_urls() else {
         return;

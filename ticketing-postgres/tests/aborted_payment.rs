@@ -10,6 +10,10 @@ use ticketing_memory::MemoryQueue;
 use ticketing_postgres::{PgConfig, PgStore};
 
 #[tokio::test]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_payment_aborted_after_the_debit_changes_nothing() {
     let config = PgConfig::default();
     let Some(pool) = common::fresh_pool(&config).await else {

@@ -193,6 +193,10 @@ async fn seat_owner(conn: &mut PgConnection, seat: i64) -> Option<uuid::Uuid> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn two_holds_on_one_seat_in_one_batch_have_one_winner() {
     let Some(f) = fixture().await else { return };
     let plug = f.plug().await;
@@ -227,6 +231,10 @@ async fn two_holds_on_one_seat_in_one_batch_have_one_winner() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn two_payments_from_one_wallet_in_one_batch_never_overdraw_it() {
     let Some(f) = fixture().await else { return };
     let user = UserId(7);
@@ -269,6 +277,10 @@ async fn two_payments_from_one_wallet_in_one_batch_never_overdraw_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_hold_and_its_cancel_in_one_batch_leave_the_seat_free() {
     let Some(f) = fixture().await else { return };
     let user = UserId(8);
@@ -320,6 +332,10 @@ async fn a_hold_and_its_cancel_in_one_batch_leave_the_seat_free() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn one_idempotency_key_twice_in_one_batch_holds_once() {
     let Some(f) = fixture().await else { return };
     let user = UserId(10);
@@ -432,6 +448,10 @@ async fn books(f: &Fixture) -> (i64, i64, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_batch_killed_on_every_attempt_leaves_nothing_and_every_caller_may_retry() {
     let Some(f) = fixture().await else { return };
     // The first run and its three re-runs after a lost connection.
@@ -444,6 +464,10 @@ async fn a_batch_killed_on_every_attempt_leaves_nothing_and_every_caller_may_ret
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_batch_killed_once_is_run_again_and_applied_once() {
     let Some(f) = fixture().await else { return };
     let answers = killed_batch(&f, 1).await;

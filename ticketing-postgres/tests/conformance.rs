@@ -25,8 +25,8 @@ mod pessimistic {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend);
-    ticketing_core::fencing_conformance!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 #[cfg(feature = "pessimistic")]
@@ -43,8 +43,8 @@ mod pessimistic_nowait {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend);
-    ticketing_core::fencing_conformance!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 #[cfg(feature = "optimistic")]
@@ -59,8 +59,8 @@ mod optimistic {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend);
-    ticketing_core::fencing_conformance!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 /// Group commit, waiting for locked seats (what `Optimistic` and `Pessimistic { Wait }` do in
@@ -80,8 +80,8 @@ mod batched {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend);
-    ticketing_core::fencing_conformance!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 /// Group commit, skipping seats another transaction has locked.
@@ -100,6 +100,6 @@ mod batched_nowait {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend);
-    ticketing_core::fencing_conformance!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }

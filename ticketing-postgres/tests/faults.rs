@@ -14,6 +14,10 @@ const BUYERS: i64 = 300;
 const SEATS: i64 = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
     killed_connections(None).await;
 }
@@ -21,6 +25,10 @@ async fn killed_connections_mid_rush_lose_nothing_and_sell_nothing_twice() {
 /// The same in the group-commit mode: a killed batch is run again or answered `unavailable`
 /// as a whole, never half applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn killed_connections_mid_rush_lose_nothing_in_batched_mode() {
     killed_connections(Some(BatchConfig::default())).await;
 }

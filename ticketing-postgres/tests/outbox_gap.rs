@@ -49,6 +49,10 @@ fn hold(user: i64, seat: i64) -> HoldRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn an_event_committed_after_later_ones_were_acknowledged_is_still_delivered() {
     let config = PgConfig::default();
     let Some(pool) = common::fresh_pool(&config).await else {

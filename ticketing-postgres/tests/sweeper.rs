@@ -24,6 +24,10 @@ fn hold(user: i64, seat: i64, now: chrono::DateTime<Utc>) -> HoldCommand {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn a_sweep_skips_seats_locked_by_others_and_expires_the_rest() {
     let config = PgConfig {
         strategy: PgStrategy::Pessimistic {

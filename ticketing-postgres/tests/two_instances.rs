@@ -139,6 +139,10 @@ async fn race(config: PgConfig) {
 
 #[cfg(feature = "optimistic")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn two_instances_optimistic_never_oversell() {
     race(PgConfig {
         strategy: ticketing_postgres::PgStrategy::Optimistic,
@@ -149,6 +153,10 @@ async fn two_instances_optimistic_never_oversell() {
 
 #[cfg(feature = "pessimistic")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn two_instances_pessimistic_never_oversell() {
     race(PgConfig {
         strategy: ticketing_postgres::PgStrategy::Pessimistic {
@@ -161,6 +169,10 @@ async fn two_instances_pessimistic_never_oversell() {
 
 #[cfg(feature = "pessimistic")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    ticketing_no_database,
+    ignore = "needs DATABASE_URL (a PostgreSQL server)"
+)]
 async fn two_instances_pessimistic_nowait_never_oversell() {
     race(PgConfig {
         strategy: ticketing_postgres::PgStrategy::Pessimistic {

@@ -25,4 +25,4 @@ async fn backend() -> Option<TestBackend> {
     ))
 }
 
-ticketing_core::conformance_suite!(backend);
+ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]);

@@ -12,6 +12,7 @@ use ticketing_memory::{MemoryQueue, MemoryStore};
 use ticketing_redis::RedisLockManager;
 
 #[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
 async fn a_paused_holder_whose_lease_lapsed_cannot_write() {
     let Some((conn, prefix)) = common::redis().await else {
         return;
@@ -93,6 +94,7 @@ async fn a_paused_holder_whose_lease_lapsed_cannot_write() {
 }
 
 #[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
 async fn leases_are_all_or_none_and_released_only_by_their_owner() {
     let Some((conn, prefix)) = common::redis().await else {
         return;
@@ -137,6 +139,7 @@ async fn leases_are_all_or_none_and_released_only_by_their_owner() {
 }
 
 #[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
 async fn taken_hints_keep_losers_off_the_store() {
     let Some((conn, prefix)) = common::redis().await else {
         return;

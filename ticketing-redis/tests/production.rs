@@ -86,9 +86,13 @@ mod per_command {
         super::backend(PgConfig::default()).await
     }
 
-    ticketing_core::conformance_suite!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(any(ticketing_no_database, ticketing_no_redis), ignore = "needs DATABASE_URL and REDIS_URL")]);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        any(ticketing_no_database, ticketing_no_redis),
+        ignore = "needs DATABASE_URL and REDIS_URL"
+    )]
     async fn taken_hints_keep_losers_off_the_store() {
         super::hints(PgConfig::default()).await;
     }
@@ -108,9 +112,13 @@ mod batched {
         super::backend(config()).await
     }
 
-    ticketing_core::conformance_suite!(backend);
+    ticketing_core::conformance_suite!(backend; #[cfg_attr(any(ticketing_no_database, ticketing_no_redis), ignore = "needs DATABASE_URL and REDIS_URL")]);
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        any(ticketing_no_database, ticketing_no_redis),
+        ignore = "needs DATABASE_URL and REDIS_URL"
+    )]
     async fn taken_hints_keep_losers_off_the_store() {
         super::hints(config()).await;
     }

@@ -7,6 +7,7 @@ use ticketing_core::{ConcertId, QueueConfig, QueueStatus, UserId, WaitingQueue};
 use ticketing_redis::RedisQueue;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
 async fn two_connection_managers_admitting_at_once_never_exceed_max_active() {
     let Some((conn_a, prefix)) = common::redis().await else {
         return;

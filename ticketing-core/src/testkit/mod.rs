@@ -266,11 +266,13 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Error>, code: ErrorCode
 }
 
 /// Generate every conformance test for a backend factory: an `async fn() ->
-/// Option<TestBackend>` (returning `None` skips each test, after printing why).
+/// Option<TestBackend>` (returning `None` skips each test, after printing why). Attributes
+/// after a `;` are put on every test, e.g. to show them as not run when a server is missing:
+/// `conformance_suite!(backend; #[cfg_attr(no_server, ignore = "needs a server")])`.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($factory:path) => {
-        $crate::__conformance_cases!($factory;
+    ($factory:path $(; #[$attr:meta])*) => {
+        $crate::__conformance_cases!($factory, [$(#[$attr])*];
             catalog_lists_what_was_seeded,
             seeding_taken_ids_is_rejected_whole,
             hold_places_one_seat,
@@ -318,6 +320,7 @@ macro_rules! conformance_suite {
         );
 
         #[test]
+        $(#[$attr])*
         fn model_based_random_operations_keep_every_invariant() {
             $crate::testkit::model::check(|| ::std::boxed::Box::pin($factory()));
         }
@@ -328,21 +331,22 @@ macro_rules! conformance_suite {
 /// [`FencedStore`](crate::FencedStore), which sets the tokens of its own lock manager).
 #[macro_export]
 macro_rules! fencing_conformance {
-    ($factory:path) => {
-        $crate::__conformance_cases!($factory; stale_fencing_tokens_are_refused);
+    ($factory:path $(; #[$attr:meta])*) => {
+        $crate::__conformance_cases!($factory, [$(#[$attr])*]; stale_fencing_tokens_are_refused);
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    ($factory:path; $($name:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let Some(backend) = $factory().await else { return };
-                $crate::testkit::cases::$name(backend).await;
-            }
-        )*
+    ($factory:path, [$(#[$attr:meta])*]; $name:ident $(, $rest:ident)* $(,)?) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        $(#[$attr])*
+        async fn $name() {
+            let Some(backend) = $factory().await else { return };
+            $crate::testkit::cases::$name(backend).await;
+        }
+        $crate::__conformance_cases!($factory, [$(#[$attr])*]; $($rest),*);
     };
+    ($factory:path, [$(#[$attr:meta])*];) => {};
 }
