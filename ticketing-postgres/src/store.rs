@@ -194,6 +194,23 @@ impl PgStore {
         }
     }
 
+    /// Load (and, pessimistically, lock) a reservation's seats, let `decide` turn their states
+    /// (in the reservation's order) into a decision and the seats' next states, and store those.
+    async fn on_seats<D>(
+        &self,
+        conn: &mut PgConnection,
+        reservation: &Reservation,
+        fence: Option<FencingToken>,
+        decide: impl FnOnce(&[SeatState]) -> Result<(D, Vec<SeatState>)>,
+    ) -> Result<D, Fail> {
+        let wanted = &reservation.seat_ids;
+        let rows = self.load_seats(conn, wanted, false).await?;
+        let (d, next) = decide(&states_in_order(&rows, wanted)?)?;
+        self.write_seats(conn, &rows, &in_row_order(&rows, wanted, &next), fence)
+            .await?;
+        Ok(d)
+    }
+
     /// Check that `user` owns the reservation (`forbidden` otherwise), then lock the user as
     /// [`Self::lock_user`] does; returns the balance.
     async fn lock_owner(
@@ -412,18 +429,14 @@ impl PgStore {
             .await?;
         // Refusals that need no seat come first (no seat lock taken for them).
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
-        let rows = self
-            .load_seats(&mut tx, &reservation.seat_ids, false)
+        let d = self
+            .on_seats(&mut tx, &reservation, cmd.fence, |states| {
+                let d =
+                    rules::decide_confirm(cmd, &reservation, balance, states, PaymentId::new())?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })
             .await?;
-        let states = states_in_order(&rows, &reservation.seat_ids)?;
-        let d = rules::decide_confirm(cmd, &reservation, balance, &states, PaymentId::new())?;
-        self.write_seats(
-            &mut tx,
-            &rows,
-            &in_row_order(&rows, &reservation.seat_ids, &d.seats),
-            cmd.fence,
-        )
-        .await?;
         let payment = d.payment;
         self.set_balance(&mut tx, cmd.user_id, payment.balance)
             .await?;
@@ -478,18 +491,13 @@ impl PgStore {
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
-        let rows = self
-            .load_seats(&mut tx, &reservation.seat_ids, false)
+        let d = self
+            .on_seats(&mut tx, &reservation, cmd.fence, |states| {
+                let d = rules::decide_cancel(cmd, &reservation, balance, states)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })
             .await?;
-        let states = states_in_order(&rows, &reservation.seat_ids)?;
-        let d = rules::decide_cancel(cmd, &reservation, balance, &states)?;
-        self.write_seats(
-            &mut tx,
-            &rows,
-            &in_row_order(&rows, &reservation.seat_ids, &d.seats),
-            cmd.fence,
-        )
-        .await?;
         if reservation.status == ReservationStatus::Confirmed {
             sqlx::query(sql!("sales_delete"))
                 .bind(reservation.id.0)
