@@ -156,6 +156,30 @@ impl SeatTable {
     }
 }
 
+impl SeatTable {
+    /// [`Self::transact`] with a decision beside the seats' next states: `decide` returns both,
+    /// and the decision of the attempt that was stored is returned.
+    pub fn transact_decision<D, F>(
+        &self,
+        cells: &[Arc<SeatCell>],
+        fence: Option<FencingToken>,
+        decide: F,
+    ) -> Result<D, Error>
+    where
+        F: Fn(&[SeatState]) -> Result<(D, Vec<SeatState>), Error>,
+    {
+        let decided = std::cell::RefCell::new(None);
+        self.transact(cells, fence, |states| {
+            let (d, next) = decide(states)?;
+            *decided.borrow_mut() = Some(d);
+            Ok(next)
+        })?;
+        decided
+            .into_inner()
+            .ok_or_else(|| Error::invalid("a seat transaction succeeded without a decision"))
+    }
+}
+
 #[cfg(feature = "pessimistic")]
 fn pessimistic<F>(
     cells: &[Arc<SeatCell>],

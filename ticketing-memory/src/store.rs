@@ -12,8 +12,6 @@ use ticketing_core::{
     rules::{self, Action},
 };
 
-use std::cell::RefCell;
-
 use crate::seat_table::{SeatCell, SeatTable, Strategy};
 use crate::sync::{Arc, Mutex, RwLock, lock, read, write};
 
@@ -228,11 +226,6 @@ impl MemoryStore {
     }
 }
 
-/// A seat transaction that succeeded always ran its decision at least once.
-fn no_decision() -> Error {
-    Error::invalid("a seat transaction succeeded without a decision")
-}
-
 #[async_trait]
 impl TicketStore for MemoryStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
@@ -348,14 +341,14 @@ impl TicketStore for MemoryStore {
         }
         let owned = rules::seats_owned(book.reservations.values(), cmd.option_id, cmd.now);
         let seats: Vec<&Seat> = cells.iter().map(|c| c.seat()).collect();
-        let decided = RefCell::new(None);
-        self.inner.seats.transact(&cells, cmd.fence, |states| {
-            let d = rules::decide_hold(&cmd, &seats, states, owned)?;
-            let next = d.seats.clone();
-            *decided.borrow_mut() = Some(d);
-            Ok(next)
-        })?;
-        let d = decided.into_inner().ok_or_else(no_decision)?;
+        let d = self
+            .inner
+            .seats
+            .transact_decision(&cells, cmd.fence, |states| {
+                let d = rules::decide_hold(&cmd, &seats, states, owned)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })?;
         let reservation = d.reservation;
         book.reservations
             .insert(reservation.id, reservation.clone());
@@ -384,14 +377,14 @@ impl TicketStore for MemoryStore {
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
         let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
-        let decided = RefCell::new(None);
-        self.inner.seats.transact(&cells, cmd.fence, |states| {
-            let d = rules::decide_confirm(&cmd, &reservation, balance, states, payment_id)?;
-            let next = d.seats.clone();
-            *decided.borrow_mut() = Some(d);
-            Ok(next)
-        })?;
-        let d = decided.into_inner().ok_or_else(no_decision)?;
+        let d = self
+            .inner
+            .seats
+            .transact_decision(&cells, cmd.fence, |states| {
+                let d = rules::decide_confirm(&cmd, &reservation, balance, states, payment_id)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })?;
         book.balance = d.payment.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
@@ -415,14 +408,14 @@ impl TicketStore for MemoryStore {
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let balance = book.balance;
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
-        let decided = RefCell::new(None);
-        self.inner.seats.transact(&cells, cmd.fence, |states| {
-            let d = rules::decide_cancel(&cmd, &reservation, balance, states)?;
-            let next = d.seats.clone();
-            *decided.borrow_mut() = Some(d);
-            Ok(next)
-        })?;
-        let d = decided.into_inner().ok_or_else(no_decision)?;
+        let d = self
+            .inner
+            .seats
+            .transact_decision(&cells, cmd.fence, |states| {
+                let d = rules::decide_cancel(&cmd, &reservation, balance, states)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })?;
         book.balance = d.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
