@@ -133,6 +133,7 @@ pub async fn spawn(
         .env("TICKETING_REDIS_PREFIX", &shared.prefix)
         .env("TICKETING_DEMO_CONCERTS", "1")
         .env("TICKETING_QUEUE_ADMIT_PER_SEC", "5000")
+        .env("TICKETING_RATE_PER_CLIENT", "0")
         .env("TICKETING_PG_POOL", "8")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

@@ -24,27 +24,49 @@ pub struct Server {
 /// Start a server on an ephemeral port with these flags (after the program name).
 pub async fn start(flags: &[&str]) -> Server {
     let mut argv = vec!["server"];
+    // Every test talks from 127.0.0.1; the one that tests the per-client limit sets it.
+    if !flags.contains(&"--rate-per-client") {
+        argv.extend_from_slice(&["--rate-per-client", "0"]);
+    }
     argv.extend_from_slice(flags);
     let config = app::config::Config::parse_from(argv);
     let backends = app::backends::build(&config)
         .await
         .expect("building the service");
     app::spawn_background(&backends);
-    let service = backends.service;
-    let router = app::router(
-        service.clone(),
+    let limits = std::sync::Arc::new(app::limit::Limits::new(
+        config.rate_per_token,
+        config.rate_per_client,
+    ));
+    app::limit::spawn_pruning(limits.clone());
+    serve(
+        backends.service,
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
-        app::TokenLimiter::new(
-            config.rate_per_token,
-            config.rate_per_token.saturating_mul(2),
-        ),
-    );
+        limits,
+    )
+    .await
+}
+
+/// Serve API.md over `service` (no background tasks) on an ephemeral port.
+pub async fn serve(
+    service: TicketingService,
+    timeout: Duration,
+    max_body: usize,
+    limits: std::sync::Arc<app::limit::Limits>,
+) -> Server {
+    let router = app::router(service.clone(), timeout, max_body, limits);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a port");
     let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
     Server {
         base: format!("http://{addr}/api/ticketing"),
         root: format!("http://{addr}"),

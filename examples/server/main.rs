@@ -21,15 +21,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let config = app::config::Config::parse();
     let backends = app::backends::build(&config).await?;
-    let background = app::spawn_background(&backends);
+    let mut background = app::spawn_background(&backends);
+    let limits = std::sync::Arc::new(app::limit::Limits::new(
+        config.rate_per_token,
+        config.rate_per_client,
+    ));
+    background.push(app::limit::spawn_pruning(limits.clone()));
     let router = app::router(
         backends.service,
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
-        app::TokenLimiter::new(
-            config.rate_per_token,
-            config.rate_per_token.saturating_mul(2),
-        ),
+        limits,
     );
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     tracing::info!(
@@ -39,9 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         queue = ?config.queue,
         "serving the ticketing API under /api/ticketing"
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await?;
     for task in background {
         task.abort();
     }

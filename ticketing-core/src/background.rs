@@ -35,6 +35,53 @@ impl ExpirySweeper {
     }
 }
 
+/// Forgets idempotency records and acknowledged outbox events older than a retention window
+/// (24 hours by default), so what a store keeps follows recent traffic, not all traffic ever.
+/// A retry under a key older than the window is a new request: keep the window longer than any
+/// client retries.
+#[derive(Debug, Clone)]
+pub struct RetentionPruner {
+    store: Arc<dyn TicketStore>,
+    clock: Arc<dyn Clock>,
+    retention: chrono::Duration,
+    batch: usize,
+}
+
+impl RetentionPruner {
+    /// The default window: 24 hours.
+    pub const DEFAULT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
+    /// A pruner forgetting what is older than `retention`, at most `batch` of each kind per
+    /// store call.
+    pub fn new(
+        store: Arc<dyn TicketStore>,
+        clock: Arc<dyn Clock>,
+        retention: chrono::Duration,
+        batch: usize,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            retention,
+            batch: batch.max(1),
+        }
+    }
+
+    /// One step: everything older than the window, in calls of at most `batch`; returns how
+    /// many were forgotten.
+    pub async fn run_once(&self) -> Result<u64> {
+        let before = self.clock.now() - self.retention;
+        let mut total = 0;
+        loop {
+            let n = self.store.prune(before, self.batch).await?;
+            total += n;
+            if n < self.batch as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
 /// Where an outbox relay delivers events.
 #[async_trait]
 pub trait EventSink: Send + Sync + Debug + 'static {

@@ -91,6 +91,17 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The operation may or may not have taken effect: the commit was sent and no answer came
+    /// back, or the request ran out of time after the change had started. Retry with the same
+    /// idempotency key to learn the outcome (and to apply it at most once).
+    #[error("outcome unknown: {message}")]
+    OutcomeUnknown {
+        /// What happened.
+        message: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 impl Error {
@@ -137,6 +148,7 @@ impl Error {
             Error::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             Error::LockLost => ErrorCode::LockLost,
             Error::Unavailable { .. } => ErrorCode::Unavailable,
+            Error::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
         }
     }
 
@@ -144,7 +156,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Unavailable { retryable, .. } => *retryable,
-            Error::LockLost => true,
+            Error::LockLost | Error::OutcomeUnknown { .. } => true,
             _ => false,
         }
     }
@@ -180,13 +192,16 @@ pub enum ErrorCode {
     LimitExceeded,
     /// `lock_lost` (409): an addition to API.md for the distributed-lock strategy.
     LockLost,
-    /// `unavailable` (503).
+    /// `unavailable` (503): nothing was changed.
     Unavailable,
+    /// `outcome_unknown` (504): an addition to API.md. The change may have happened; retry with
+    /// the same `Idempotency-Key` to learn the outcome.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidRequest,
         ErrorCode::QueueTokenRequired,
         ErrorCode::QueueTokenNotAdmitted,
@@ -201,6 +216,7 @@ impl ErrorCode {
         ErrorCode::LimitExceeded,
         ErrorCode::LockLost,
         ErrorCode::Unavailable,
+        ErrorCode::OutcomeUnknown,
     ];
 
     /// The code as it appears in the `code` field of a problem+json answer.
@@ -220,6 +236,7 @@ impl ErrorCode {
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::LockLost => "lock_lost",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
     }
 
@@ -240,6 +257,7 @@ impl ErrorCode {
             | ErrorCode::LockLost => 409,
             ErrorCode::LimitExceeded => 422,
             ErrorCode::Unavailable => 503,
+            ErrorCode::OutcomeUnknown => 504,
         }
     }
 }
@@ -268,6 +286,7 @@ mod tests {
         assert_eq!(ErrorCode::LimitExceeded.http_status(), 422);
         assert_eq!(ErrorCode::QueueTokenRequired.http_status(), 401);
         assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+        assert_eq!(ErrorCode::OutcomeUnknown.http_status(), 504);
     }
 
     #[test]

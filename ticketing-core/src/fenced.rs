@@ -381,6 +381,9 @@ impl TicketStore for FencedStore {
         self.store.outbox_ack(seqs).await
     }
 
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.store.prune(before, limit).await
+    }
     async fn health(&self) -> Result<()> {
         self.store.health().await
     }

@@ -46,7 +46,7 @@ mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use background::{EventSink, ExpirySweeper, OutboxRelay};
+pub use background::{EventSink, ExpirySweeper, OutboxRelay, RetentionPruner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{
     Balance, Catalog, Concert, DomainEvent, EventKind, OptionSummary, OutboxRecord, Payment,

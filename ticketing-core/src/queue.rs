@@ -13,6 +13,16 @@ use crate::{ConcertId, Result, UserId};
 #[serde(transparent)]
 pub struct QueueToken(pub String);
 
+impl QueueToken {
+    /// The longest token any queue of this library issues or accepts.
+    pub const MAX_LEN: usize = 128;
+
+    /// 1 to [`Self::MAX_LEN`] visible ASCII characters: the least a token of any queue is.
+    pub fn plausible(token: &str) -> bool {
+        (1..=Self::MAX_LEN).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_graphic())
+    }
+}
+
 impl fmt::Display for QueueToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -173,6 +183,13 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     /// For every concert that has had a line: how many wait and how many hold an admission
     /// still valid at `now`. A snapshot for gauges and dashboards, not a guarantee.
     async fn lengths(&self, now: DateTime<Utc>) -> Result<Vec<QueueLength>>;
+
+    /// Whether `token` has the form this queue issues. Callers check it before anything is
+    /// looked up, counted or remembered for a token, so a made-up token costs nothing. The
+    /// default accepts 1 to [`QueueToken::MAX_LEN`] visible ASCII characters.
+    fn is_well_formed(&self, token: &str) -> bool {
+        QueueToken::plausible(token)
+    }
 }
 
 #[cfg(test)]

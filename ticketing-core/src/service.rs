@@ -209,7 +209,7 @@ impl TicketingService {
         // cancelled or expired), not the snapshot taken when it was made.
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             let first = outcome.into_hold()?;
-            return self.store.reservation(first.id, self.clock.now()).await;
+            return self.current(first).await;
         }
         let now = self.clock.now();
         let reservation_id = ReservationId::new();
@@ -231,7 +231,15 @@ impl TicketingService {
             Ok(made)
         } else {
             // The store replayed a key a concurrent retry had just used.
-            self.store.reservation(made.id, self.clock.now()).await
+            self.current(made).await
+        }
+    }
+
+    /// A replayed hold as it is now; the stored answer if the store no longer finds it.
+    async fn current(&self, first: Reservation) -> Result<Reservation> {
+        match self.store.reservation(first.id, self.clock.now()).await {
+            Err(Error::NotFound { .. }) => Ok(first),
+            now => now,
         }
     }
 

@@ -144,6 +144,13 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     /// `seq`s are ignored.
     async fn outbox_ack(&self, seqs: &[u64]) -> Result<()>;
 
+    /// Forget what is kept only for a while: idempotency records made before `before` (a
+    /// retry under such a key is then a new request) and outbox events acknowledged before
+    /// `before`. At most `limit` of each per call; returns how many were forgotten, so a caller
+    /// can call again while it is `limit` or more. Live state (wallets, reservations, seats,
+    /// unacknowledged events) is never touched.
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64>;
+
     /// Whether the store answers.
     async fn health(&self) -> Result<()>;
 }

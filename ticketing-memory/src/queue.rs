@@ -26,7 +26,12 @@ struct Room {
     /// The highest `seq` admitted so far (admission is strictly in `seq` order).
     admitted_through: u64,
     waiting: VecDeque<QueueToken>,
+    /// Admitted tokens and when their admission lapses.
     admitted: Vec<(DateTime<Utc>, QueueToken)>,
+    /// Tokens whose admission lapsed, oldest first: still answered `expired` for one more
+    /// `active_ttl`, then forgotten (so the queue's memory follows the live load, not every
+    /// buyer ever seen).
+    lapsed: VecDeque<(DateTime<Utc>, QueueToken)>,
     last_admit: Option<DateTime<Utc>>,
 }
 
@@ -112,10 +117,29 @@ impl WaitingQueue for MemoryQueue {
 
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut state = lock(&self.state);
-        let State { rooms, entries, .. } = &mut *state;
+        let State {
+            rooms,
+            entries,
+            by_user,
+        } = &mut *state;
         let mut total = 0;
         for room in rooms.values_mut() {
-            room.admitted.retain(|(until, _)| *until > now);
+            let (live, lapsed): (Vec<_>, Vec<_>) = std::mem::take(&mut room.admitted)
+                .into_iter()
+                .partition(|(until, _)| *until > now);
+            room.admitted = live;
+            room.lapsed.extend(lapsed);
+            while let Some((until, _)) = room.lapsed.front() {
+                if *until + self.config.active_ttl > now {
+                    break;
+                }
+                if let Some((_, token)) = room.lapsed.pop_front()
+                    && let Some(entry) = entries.remove(&token)
+                    && by_user.get(&(entry.user, entry.concert)) == Some(&token)
+                {
+                    by_user.remove(&(entry.user, entry.concert));
+                }
+            }
             let elapsed = room.last_admit.map(|t| now - t);
             let budget = self
                 .config
@@ -155,5 +179,75 @@ impl WaitingQueue for MemoryQueue {
             .collect();
         lengths.sort_by_key(|l| l.concert_id);
         Ok(lengths)
+    }
+
+    /// The tokens this queue issues: 32 lowercase hexadecimal digits.
+    fn is_well_formed(&self, token: &str) -> bool {
+        token.len() == 32
+            && token
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    /// A line of a million buyers must not be remembered forever: a token whose admission
+    /// lapsed is answered `expired` for one more admission time, then forgotten.
+    #[tokio::test]
+    async fn lapsed_tokens_are_forgotten_after_a_grace_period() {
+        let queue = MemoryQueue::new(QueueConfig {
+            admit_per_sec: 1_000,
+            max_active: 1_000,
+            active_ttl: Duration::seconds(60),
+        });
+        let t0 = Utc::now();
+        let mut tokens = Vec::new();
+        for u in 1..=100 {
+            let (ticket, _) = queue
+                .enqueue(UserId(u), ConcertId(1), t0)
+                .await
+                .expect("enqueue");
+            tokens.push(ticket.token);
+        }
+        assert_eq!(
+            queue.admit(t0 + Duration::seconds(1)).await.expect("admit"),
+            100
+        );
+        let lapsed = t0 + Duration::seconds(62);
+        queue.admit(lapsed).await.expect("admit");
+        let status = queue.status(&tokens[0], lapsed).await.expect("status");
+        assert_eq!(status.status, QueueStatus::Expired);
+        assert_eq!(
+            lock(&queue.state).entries.len(),
+            100,
+            "kept through the grace"
+        );
+
+        let later = t0 + Duration::seconds(122);
+        queue.admit(later).await.expect("admit");
+        let kept = {
+            let state = lock(&queue.state);
+            (state.entries.len(), state.by_user.len())
+        };
+        assert_eq!(kept, (0, 0));
+        assert_eq!(
+            queue
+                .status(&tokens[0], later)
+                .await
+                .map_err(|e| e.code())
+                .err(),
+            Some(ticketing_core::ErrorCode::NotFound)
+        );
+        // The user can queue again.
+        let (again, created) = queue
+            .enqueue(UserId(1), ConcertId(1), later)
+            .await
+            .expect("enqueue");
+        assert!(created);
+        assert_ne!(again.token, tokens[0]);
     }
 }

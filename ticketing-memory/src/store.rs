@@ -1,6 +1,6 @@
 //! The in-memory [`TicketStore`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
@@ -28,6 +28,9 @@ struct UserBook {
     balance: Points,
     reservations: Reservations,
     idempotency: HashMap<String, IdempotencyRecord>,
+    /// Removed from the store (it was empty after a failed operation); whoever still holds it
+    /// must look the user up again.
+    retired: bool,
 }
 
 /// One user's reservations in id order (UUID v7: creation order). A user has a few, so a sorted
@@ -66,6 +69,11 @@ impl Reservations {
 }
 
 impl UserBook {
+    /// Nothing worth keeping: no points, no reservations, no idempotency records.
+    fn is_empty(&self) -> bool {
+        self.balance == Points(0) && self.reservations.0.is_empty() && self.idempotency.is_empty()
+    }
+
     fn replay(&self, key: Option<&IdempotencyKey>) -> Result<Option<StoredOutcome>> {
         match key.and_then(|k| self.idempotency.get(&k.key).map(|r| (k, r))) {
             Some((k, record)) => record.replay(&k.fingerprint).map(Some),
@@ -73,16 +81,18 @@ impl UserBook {
         }
     }
 
-    fn remember(&mut self, key: Option<IdempotencyKey>, outcome: StoredOutcome) {
-        if let Some(k) = key {
-            self.idempotency.insert(
-                k.key,
-                IdempotencyRecord {
-                    fingerprint: k.fingerprint,
-                    outcome,
-                },
-            );
-        }
+    /// Keep the outcome under the key, if any; returns the key's name to log.
+    fn remember(&mut self, key: Option<IdempotencyKey>, outcome: StoredOutcome) -> Option<String> {
+        let k = key?;
+        let name = k.key.clone();
+        self.idempotency.insert(
+            k.key,
+            IdempotencyRecord {
+                fingerprint: k.fingerprint,
+                outcome,
+            },
+        );
+        Some(name)
     }
 }
 
@@ -109,6 +119,9 @@ struct Inner {
     users: RwLock<HashMap<UserId, Arc<Mutex<UserBook>>>>,
     owners: RwLock<HashMap<ReservationId, UserId>>,
     outbox: Mutex<Outbox>,
+    /// Every idempotency record kept, in the order they were made: what `prune` forgets first.
+    /// A leaf lock: taken under a user's book lock, never the other way round.
+    idempotency_log: Mutex<VecDeque<(DateTime<Utc>, UserId, String)>>,
 }
 
 impl MemoryStore {
@@ -121,6 +134,7 @@ impl MemoryStore {
                 users: RwLock::new(HashMap::new()),
                 owners: RwLock::new(HashMap::new()),
                 outbox: Mutex::new(Outbox::default()),
+                idempotency_log: Mutex::new(VecDeque::new()),
             }),
         }
     }
@@ -147,6 +161,49 @@ impl MemoryStore {
             return book.clone();
         }
         write(&self.inner.users).entry(user).or_default().clone()
+    }
+
+    /// Run `change` on `user`'s book, made if missing. A book that is still empty after a failed
+    /// change is removed again, so refused requests of made-up users leave nothing behind.
+    fn with_book<T>(
+        &self,
+        user: UserId,
+        change: impl FnOnce(&mut UserBook) -> Result<T>,
+    ) -> Result<T> {
+        let mut change = Some(change);
+        loop {
+            let book = self.book(user);
+            let mut book = lock(&book);
+            if book.retired {
+                // Removed after we looked it up; the next lookup finds or makes the new one.
+                continue;
+            }
+            let Some(change) = change.take() else {
+                unreachable!("the change runs once");
+            };
+            let result = change(&mut book);
+            if result.is_err() {
+                self.retire_if_empty(user, &mut book);
+            }
+            return result;
+        }
+    }
+
+    /// Note a new idempotency record (called under the user's book lock).
+    fn log_key(&self, at: DateTime<Utc>, user: UserId, key: Option<String>) {
+        if let Some(key) = key {
+            lock(&self.inner.idempotency_log).push_back((at, user, key));
+        }
+    }
+
+    /// Remove a book that holds nothing any more (called under its lock, which `book` is).
+    fn retire_if_empty(&self, user: UserId, book: &mut UserBook) {
+        if book.is_empty() && !book.retired {
+            // Only the holder of a book's lock removes it, and nobody makes a new one for this
+            // user until it is gone: the map's entry is this very book.
+            book.retired = true;
+            write(&self.inner.users).remove(&user);
+        }
     }
 
     fn existing_book(&self, user: UserId) -> Option<Arc<Mutex<UserBook>>> {
@@ -334,28 +391,32 @@ impl TicketStore for MemoryStore {
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
         self.option(cmd.option_id).await?;
         let cells = self.inner.seats.cells(&cmd.seat_ids)?;
-        let book = self.book(cmd.user_id);
-        let mut book = lock(&book);
-        if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
-            return outcome.into_hold();
-        }
-        let owned = rules::seats_owned(book.reservations.values(), cmd.option_id, cmd.now);
-        let seats: Vec<&Seat> = cells.iter().map(|c| c.seat()).collect();
-        let d = self
-            .inner
-            .seats
-            .transact_decision(&cells, cmd.fence, |states| {
-                let d = rules::decide_hold(&cmd, &seats, states, owned)?;
-                let next = d.seats.clone();
-                Ok((d, next))
-            })?;
-        let reservation = d.reservation;
-        book.reservations
-            .insert(reservation.id, reservation.clone());
-        write(&self.inner.owners).insert(reservation.id, cmd.user_id);
-        book.remember(cmd.idempotency, StoredOutcome::Hold(reservation.clone()));
-        self.emit(cmd.now, d.event);
-        Ok(reservation)
+        self.with_book(cmd.user_id, |book| {
+            if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
+                return outcome.into_hold();
+            }
+            let owned = rules::seats_owned(book.reservations.values(), cmd.option_id, cmd.now);
+            let seats: Vec<&Seat> = cells.iter().map(|c| c.seat()).collect();
+            let d = self
+                .inner
+                .seats
+                .transact_decision(&cells, cmd.fence, |states| {
+                    let d = rules::decide_hold(&cmd, &seats, states, owned)?;
+                    let next = d.seats.clone();
+                    Ok((d, next))
+                })?;
+            let reservation = d.reservation;
+            book.reservations
+                .insert(reservation.id, reservation.clone());
+            write(&self.inner.owners).insert(reservation.id, cmd.user_id);
+            let key = book.remember(
+                cmd.idempotency.clone(),
+                StoredOutcome::Hold(reservation.clone()),
+            );
+            self.log_key(cmd.now, cmd.user_id, key);
+            self.emit(cmd.now, d.event);
+            Ok(reservation)
+        })
     }
 
     async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
@@ -388,7 +449,8 @@ impl TicketStore for MemoryStore {
         book.balance = d.payment.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
-        book.remember(cmd.idempotency, StoredOutcome::Payment(d.payment.clone()));
+        let key = book.remember(cmd.idempotency, StoredOutcome::Payment(d.payment.clone()));
+        self.log_key(cmd.now, cmd.user_id, key);
         self.emit(cmd.now, d.event);
         Ok(d.payment)
     }
@@ -491,17 +553,18 @@ impl TicketStore for MemoryStore {
         if !cmd.amount.is_positive() {
             return Err(Error::invalid("amount must be positive"));
         }
-        let book = self.book(cmd.user_id);
-        let mut book = lock(&book);
-        if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
-            return outcome.into_charge();
-        }
-        let d = rules::decide_charge(&cmd, book.balance)?;
-        book.balance = d.balance.balance;
-        let balance = d.balance;
-        self.emit(cmd.now, rules::ChargeDecision::event(&cmd));
-        book.remember(cmd.idempotency, StoredOutcome::Charge(balance));
-        Ok(balance)
+        self.with_book(cmd.user_id, |book| {
+            if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
+                return outcome.into_charge();
+            }
+            let d = rules::decide_charge(&cmd, book.balance)?;
+            book.balance = d.balance.balance;
+            let balance = d.balance;
+            self.emit(cmd.now, rules::ChargeDecision::event(&cmd));
+            let key = book.remember(cmd.idempotency.clone(), StoredOutcome::Charge(balance));
+            self.log_key(cmd.now, cmd.user_id, key);
+            Ok(balance)
+        })
     }
 
     async fn balance(&self, user: UserId) -> Result<Points> {
@@ -539,7 +602,74 @@ impl TicketStore for MemoryStore {
         Ok(())
     }
 
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        // Acknowledged outbox events are dropped at once; idempotency records are kept until
+        // their time passes, then forgotten oldest first.
+        let due: Vec<(DateTime<Utc>, UserId, String)> = {
+            let mut log = lock(&self.inner.idempotency_log);
+            let mut due = Vec::new();
+            while due.len() < limit {
+                match log.front() {
+                    Some((at, _, _)) if *at < before => due.extend(log.pop_front()),
+                    _ => break,
+                }
+            }
+            due
+        };
+        let mut forgotten = 0;
+        for (_, user, key) in due {
+            let Some(book) = self.existing_book(user) else {
+                continue;
+            };
+            let mut book = lock(&book);
+            if book.idempotency.remove(&key).is_some() {
+                forgotten += 1;
+            }
+            self.retire_if_empty(user, &mut book);
+        }
+        Ok(forgotten)
+    }
+
     async fn health(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom), feature = "optimistic"))]
+mod tests {
+    use super::*;
+    use ticketing_core::testkit::{Harness, TestBackend};
+
+    fn users(store: &MemoryStore) -> usize {
+        read(&store.inner.users).len()
+    }
+
+    /// A rush of refused buyers (the seat is taken) must not leave a record per buyer behind.
+    #[tokio::test]
+    async fn refused_holds_of_new_users_leave_nothing_behind() {
+        let store = MemoryStore::optimistic();
+        let h = Harness::new(TestBackend::new(
+            store.clone(),
+            crate::MemoryQueue::new(Default::default()),
+        ))
+        .await;
+        h.charge(h.user(0), Points(1_000)).await;
+        h.hold(h.user(0), &[h.seats[0]])
+            .await
+            .expect("the first hold");
+        let before = users(&store);
+        for i in 1..=50 {
+            let refused = h.hold(h.user(i), &[h.seats[0]]).await;
+            assert_eq!(
+                refused.map_err(|e| e.code()).err(),
+                Some(ticketing_core::ErrorCode::SeatUnavailable)
+            );
+        }
+        assert_eq!(users(&store), before, "no record for a refused new user");
+        // A user who got something keeps their record.
+        h.hold(h.user(1), &[h.seats[1]])
+            .await
+            .expect("a later hold");
+        assert_eq!(users(&store), before + 1);
     }
 }

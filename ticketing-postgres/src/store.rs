@@ -412,7 +412,7 @@ impl PgStore {
         let outcome = StoredOutcome::Hold(reservation.clone());
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(reservation)
     }
 
@@ -478,7 +478,7 @@ impl PgStore {
         let outcome = StoredOutcome::Payment(payment.clone());
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(payment)
     }
 
@@ -518,7 +518,7 @@ impl PgStore {
             .await?;
         }
         self.emit(&mut tx, cmd.now, d.event).await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(d.reservation)
     }
 
@@ -622,7 +622,7 @@ impl PgStore {
             .bind(payloads)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok((expired, selected))
     }
 
@@ -642,7 +642,7 @@ impl PgStore {
         let outcome = StoredOutcome::Charge(d.balance);
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(d.balance)
     }
 
@@ -671,7 +671,7 @@ impl PgStore {
             .bind(s.iter().map(|s| s.price.0).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        commit(tx).await?;
         Ok(())
     }
 }
@@ -700,6 +700,20 @@ fn in_row_order(rows: &[SeatRow], wanted: &[SeatId], next: &[SeatState]) -> Vec<
                 .unwrap_or(r.state)
         })
         .collect()
+}
+
+/// Commit a command's transaction. A commit the server refused (serialization, a deferred
+/// constraint) did not happen; one that got no answer (a lost connection) may have.
+async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), Fail> {
+    tx.commit().await.map_err(|e| match code(&e).as_deref() {
+        Some(c) if c.starts_with("40") || c.starts_with("23") => Fail::from(e),
+        _ => Fail::Err(Error::OutcomeUnknown {
+            message: "the commit got no answer: it may have happened; retry with the same \
+                      idempotency key"
+                .into(),
+            source: Some(e.into()),
+        }),
+    })
 }
 
 /// A batch answers each command with the outcome of its own kind; anything else is a bug.
@@ -849,12 +863,21 @@ impl TicketStore for PgStore {
         let mut selected = 0;
         while selected < limit {
             let chunk = (limit - selected).min(EXPIRY_CHUNK);
-            let (ids, seen) = retrying!(self, self.try_expire(now, chunk))?;
-            expired.extend(ids);
+            let (ids, seen) = match retrying!(self, self.try_expire(now, chunk)) {
+                Ok(done) => done,
+                // The chunks before were committed: report them; the next sweep retries the
+                // rest (and meets the error again if it lasts).
+                Err(_) if !expired.is_empty() => break,
+                Err(e) => return Err(e),
+            };
             selected += seen;
-            if seen < chunk {
+            // Fewer due than asked, or every selected hold's seats locked by others (they would
+            // be selected again at once): the rest waits for the next sweep.
+            if seen < chunk || ids.is_empty() {
+                expired.extend(ids);
                 break;
             }
+            expired.extend(ids);
         }
         Ok(expired)
     }
@@ -952,6 +975,23 @@ impl TicketStore for PgStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let keys = sqlx::query(sql!("idempotency_prune"))
+            .bind(before)
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        let events = sqlx::query(sql!("outbox_prune"))
+            .bind(before)
+            .bind(limit)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(keys.rows_affected() + events.rows_affected())
     }
 
     async fn health(&self) -> Result<()> {

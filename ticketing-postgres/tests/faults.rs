@@ -88,8 +88,11 @@ async fn killed_connections(batch: Option<BatchConfig>) {
     let killed = killer.await.expect("killer");
     for code in report.errors.keys() {
         assert!(
-            matches!(code, ErrorCode::Unavailable | ErrorCode::SeatUnavailable),
-            "only `unavailable` and ordinary losses may come out of a fault: {report:?}"
+            matches!(
+                code,
+                ErrorCode::Unavailable | ErrorCode::OutcomeUnknown | ErrorCode::SeatUnavailable
+            ),
+            "only `unavailable`, `outcome_unknown` and ordinary losses may come out of a fault: {report:?}"
         );
     }
     let recovered = common::rush::wait_healthy(store.as_ref()).await;
@@ -100,10 +103,11 @@ async fn killed_connections(batch: Option<BatchConfig>) {
     // The books, from the database itself.
     let mut conn = store.pool().acquire().await.expect("connection");
     let payments = common::rush::assert_books(&mut conn).await;
-    // A payment whose answer was lost with its connection may still have committed.
+    // A payment whose commit got no answer (`outcome_unknown`) may still have happened; one
+    // answered `unavailable` did not.
     let unanswered = report
         .errors
-        .get(&ErrorCode::Unavailable)
+        .get(&ErrorCode::OutcomeUnknown)
         .copied()
         .unwrap_or(0);
     assert!(

@@ -4,7 +4,11 @@
 -- KEYS[1]: waiting (token -> seq), KEYS[2]: admitted (token -> until), KEYS[3]: admitted-through
 -- seq, KEYS[4]: time of the last admission.
 -- ARGV[1]: now (microseconds), ARGV[2]: rate per second, ARGV[3]: max active,
--- ARGV[4]: admission lifetime (microseconds), ARGV[5]: token key prefix.
+-- ARGV[4]: admission lifetime (microseconds), ARGV[5]: token key prefix, ARGV[6]: user key
+-- prefix.
+-- An admitted token's hash and its user's key expire (Redis TTL) two lifetimes after admission:
+-- the token is answered `expired` for one more lifetime, then forgotten, so the queue's memory
+-- follows the live load, not every buyer ever seen.
 -- Returns how many were admitted.
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
@@ -28,12 +32,18 @@ local popped = redis.call('ZPOPMIN', KEYS[1], budget)
 -- Timestamps are microseconds: format them whole (Lua would print 14 significant digits).
 local admitted_until = string.format('%d', now + tonumber(ARGV[4]))
 local through = tonumber(redis.call('GET', KEYS[3]) or '0')
+local forget_ms = math.max(math.floor(2 * tonumber(ARGV[4]) / 1000), 1)
 local n = 0
 for i = 1, #popped, 2 do
   local token = popped[i]
   local seq = tonumber(popped[i + 1])
   redis.call('ZADD', KEYS[2], admitted_until, token)
   redis.call('HSET', ARGV[5] .. token, 'until', admitted_until)
+  redis.call('PEXPIRE', ARGV[5] .. token, forget_ms)
+  local user = redis.call('HGET', ARGV[5] .. token, 'user')
+  if user then
+    redis.call('PEXPIRE', ARGV[6] .. user, forget_ms)
+  end
   if seq > through then
     through = seq
   end

@@ -7,27 +7,43 @@ use ticketing_core::{Error, EventSink, OutboxRecord, Result, async_trait};
 use crate::backend;
 
 /// Appends outbox records to one stream, as entries with fields `event_id`, `seq`, `payload`.
+///
+/// The stream is capped (`XADD ... MAXLEN ~ n`, default [`Self::DEFAULT_MAX_LEN`]): the oldest
+/// entries are trimmed, so Redis memory stays bounded however many events pass. Consumers that
+/// fall further behind than the cap lose the oldest events: size it for the longest pause.
 #[derive(Clone)]
 pub struct RedisEventPublisher {
     conn: ConnectionManager,
     stream: String,
+    max_len: usize,
 }
 
 impl std::fmt::Debug for RedisEventPublisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisEventPublisher")
             .field("stream", &self.stream)
+            .field("max_len", &self.max_len)
             .finish()
     }
 }
 
 impl RedisEventPublisher {
-    /// A publisher to the stream at key `stream`.
+    /// Entries a stream keeps by default (about; Redis trims whole nodes).
+    pub const DEFAULT_MAX_LEN: usize = 1_000_000;
+
+    /// A publisher to the stream at key `stream`, capped at [`Self::DEFAULT_MAX_LEN`] entries.
     pub fn new(conn: ConnectionManager, stream: impl Into<String>) -> Self {
         Self {
             conn,
             stream: stream.into(),
+            max_len: Self::DEFAULT_MAX_LEN,
         }
+    }
+
+    /// Keep about `max_len` entries (at least 1).
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len.max(1);
+        self
     }
 
     /// Append the records in order, in one atomic pipeline; returns the stream entry ids.
@@ -42,6 +58,9 @@ impl RedisEventPublisher {
                 .map_err(|e| Error::backend("encoding an event", false, e))?;
             pipe.cmd("XADD")
                 .arg(&self.stream)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(self.max_len)
                 .arg("*")
                 .arg("event_id")
                 .arg(r.event.id.to_string())

@@ -151,6 +151,7 @@ impl WaitingQueue for RedisQueue {
                         .unwrap_or(i64::MAX),
                 )
                 .arg(self.key(concert, "t:"))
+                .arg(self.key(concert, "u:"))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(backend)?;
@@ -183,5 +184,10 @@ impl WaitingQueue for RedisQueue {
             });
         }
         Ok(lengths)
+    }
+
+    /// The tokens this queue issues: `<concert>.<32 hexadecimal digits>`.
+    fn is_well_formed(&self, token: &str) -> bool {
+        token.len() <= 64 && Self::parse(&QueueToken(token.to_owned())).is_some()
     }
 }

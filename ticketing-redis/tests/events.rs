@@ -46,3 +46,36 @@ async fn published_events_arrive_in_order_with_their_ids() {
     }
     let _: () = conn.del(&stream).await.expect("cleanup");
 }
+
+#[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
+async fn the_stream_is_capped_however_many_events_pass() {
+    let Some((mut conn, prefix)) = common::redis().await else {
+        return;
+    };
+    let stream = format!("{prefix}capped");
+    let publisher = RedisEventPublisher::new(conn.clone(), stream.clone()).with_max_len(10);
+    for batch in 0..20u64 {
+        let records: Vec<OutboxRecord> = (1..=100)
+            .map(|i| OutboxRecord {
+                seq: batch * 100 + i,
+                event: DomainEvent::new(
+                    Utc::now(),
+                    EventKind::PointsCharged {
+                        user_id: UserId(i as i64),
+                        amount: Points(10),
+                    },
+                ),
+            })
+            .collect();
+        publisher.publish(&records).await.expect("publish");
+    }
+    let len: u64 = conn.xlen(&stream).await.expect("xlen");
+    // `MAXLEN ~` trims whole radix-tree nodes (100 entries by default): about the cap, never
+    // the 2,000 published.
+    assert!(
+        len <= 10 + 2 * 100,
+        "{len} entries kept of 2,000 with a cap of 10"
+    );
+    let _: () = conn.del(&stream).await.expect("cleanup");
+}

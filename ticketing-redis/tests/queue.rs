@@ -66,3 +66,46 @@ async fn two_connection_managers_admitting_at_once_never_exceed_max_active() {
         );
     }
 }
+
+/// A line of a million buyers must not stay in Redis forever: an admitted token's hash and its
+/// user's key carry a TTL of two admission lifetimes.
+#[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
+async fn admitted_tokens_and_their_users_keys_expire_in_redis() {
+    let Some((mut conn, prefix)) = common::redis().await else {
+        return;
+    };
+    let config = QueueConfig {
+        admit_per_sec: 100,
+        max_active: 100,
+        active_ttl: Duration::seconds(30),
+    };
+    let q = RedisQueue::new(conn.clone(), prefix.clone(), config);
+    let concert = ConcertId(7);
+    let start = Utc::now().trunc_subsecs(6);
+    let (t, _) = q.enqueue(UserId(5), concert, start).await.expect("enqueue");
+    let waiting_ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}{{c:7}}:t:{}", t.token))
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    assert_eq!(waiting_ttl, -1, "a waiting token stays while it waits");
+    assert_eq!(
+        q.admit(start + Duration::seconds(1)).await.expect("admit"),
+        1
+    );
+    for key in [
+        format!("{prefix}{{c:7}}:t:{}", t.token),
+        format!("{prefix}{{c:7}}:u:5"),
+    ] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .expect("pttl");
+        assert!(
+            (30_000..=60_000).contains(&ttl),
+            "{key}: TTL {ttl} ms, expected two admission lifetimes"
+        );
+    }
+}

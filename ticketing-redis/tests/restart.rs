@@ -99,10 +99,24 @@ async fn a_redis_restart_mid_rush_sells_nothing_twice_and_the_queue_fails_closed
                 match h.hold(u, &[h.seats[(i % 20) as usize]]).await {
                     Ok(r) => match h.service.pay(pay_request(u, r.id)).await {
                         Ok(_) => (1, 0),
-                        Err(e) if e.code() == ErrorCode::Unavailable => (0, 1),
+                        Err(e)
+                            if matches!(
+                                e.code(),
+                                ErrorCode::Unavailable | ErrorCode::OutcomeUnknown
+                            ) =>
+                        {
+                            (0, 1)
+                        }
                         Err(e) => panic!("pay: {e:?}"),
                     },
-                    Err(e) if e.code() == ErrorCode::Unavailable => (0, 1),
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            ErrorCode::Unavailable | ErrorCode::OutcomeUnknown
+                        ) =>
+                    {
+                        (0, 1)
+                    }
                     Err(e) if e.code() == ErrorCode::SeatUnavailable => (0, 0),
                     Err(e) => panic!("hold: {e:?}"),
                 }
@@ -159,7 +173,7 @@ async fn a_redis_restart_mid_rush_sells_nothing_twice_and_the_queue_fails_closed
                 fresh = Some(r);
                 break;
             }
-            Err(e) if e.code() == ErrorCode::Unavailable => {
+            Err(e) if matches!(e.code(), ErrorCode::Unavailable | ErrorCode::OutcomeUnknown) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!("a hold after the restart: {e:?}"),

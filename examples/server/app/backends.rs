@@ -39,6 +39,8 @@ pub struct Backends {
     pub sink: Arc<dyn EventSink>,
     /// Shared by the instances of a deployment (Redis), so their outbox relays take turns.
     pub relay_lock: Option<Arc<dyn LockManager>>,
+    /// How long idempotency records and acknowledged outbox events are kept.
+    pub retention: chrono::Duration,
 }
 
 /// The backends the configuration describes, with the demo catalog seeded if the store is empty.
@@ -136,5 +138,6 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         service,
         sink,
         relay_lock: locks,
+        retention: chrono::Duration::seconds(i64::from(config.retention_secs)),
     })
 }

@@ -97,12 +97,21 @@ pub struct Config {
     /// PostgreSQL group commit: the most commands one batch takes.
     #[arg(long, env = "TICKETING_PG_BATCH_MAX", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub pg_batch_max: u32,
+    /// How long idempotency records (and acknowledged outbox events) are kept, in seconds: a
+    /// retry under an older key is a new request.
+    #[arg(long, env = "TICKETING_RETENTION_SECS", default_value_t = 86_400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_secs: u32,
     /// Per-request time limit, in milliseconds.
     #[arg(long, env = "TICKETING_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
     /// Requests per second on the gated endpoints for one queue token (burst: twice that).
     #[arg(long, env = "TICKETING_RATE_PER_TOKEN", default_value_t = 50)]
     pub rate_per_token: u32,
+    /// Requests per second from one client address to the open endpoints that change something
+    /// (enqueue, charge, cancel; burst: twice that); 0 turns the limit off (load tests from one
+    /// address, or behind a proxy that limits instead).
+    #[arg(long, env = "TICKETING_RATE_PER_CLIENT", default_value_t = 100)]
+    pub rate_per_client: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

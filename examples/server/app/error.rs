@@ -81,6 +81,7 @@ impl IntoResponse for ApiError {
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status {
         StatusCode::NOT_FOUND => ErrorCode::NotFound.as_str(),
+        StatusCode::GATEWAY_TIMEOUT => ErrorCode::OutcomeUnknown.as_str(),
         s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
             ErrorCode::Unavailable.as_str()
         }

@@ -5,10 +5,13 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod limit;
 pub mod routes;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use limit::Limits;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -17,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use ticketing::{ExpirySweeper, OutboxRelay, TicketingService};
+use ticketing::{ExpirySweeper, OutboxRelay, RetentionPruner, TicketingService};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -27,62 +30,7 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub service: TicketingService,
     pub metrics: PrometheusHandle,
-    pub limiter: Arc<TokenLimiter>,
-}
-
-/// A token bucket per queue token: a client holding an admitted token cannot flood the gated
-/// endpoints. Buckets of tokens idle for a minute are dropped.
-pub struct TokenLimiter {
-    per_sec: f64,
-    burst: f64,
-    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, Instant)>>,
-}
-
-impl TokenLimiter {
-    pub fn new(per_sec: u32, burst: u32) -> Self {
-        Self {
-            per_sec: f64::from(per_sec),
-            burst: f64::from(burst.max(1)),
-            buckets: Default::default(),
-        }
-    }
-
-    /// Whether a request carrying `token` may go ahead now.
-    pub fn allow(&self, token: &str) -> bool {
-        let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return true;
-        };
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
-        }
-        let (level, at) = buckets.entry(token.to_owned()).or_insert((self.burst, now));
-        *level = (*level + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
-        *at = now;
-        if *level >= 1.0 {
-            *level -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Answer `429 rate_limited` when the request's queue token has used up its bucket.
-async fn limit_per_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get("x-queue-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    match token {
-        Some(t) if !state.limiter.allow(&t) => error::problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many requests for this queue token; slow down",
-        ),
-        _ => next.run(req).await,
-    }
+    pub limits: Arc<Limits>,
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every router).
@@ -122,10 +70,12 @@ async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Respons
             .is_none_or(|v| v != "application/problem+json")
     {
         let detail = status.canonical_reason().unwrap_or("error").to_owned();
-        let status = if status == StatusCode::REQUEST_TIMEOUT {
-            StatusCode::SERVICE_UNAVAILABLE
+        let detail = if status == StatusCode::GATEWAY_TIMEOUT {
+            "the request ran out of time; a change it asked for may still take effect: retry \
+             with the same Idempotency-Key to learn the outcome"
+                .to_owned()
         } else {
-            status
+            detail
         };
         let ids = response.headers().get("x-request-id").cloned();
         response = error::problem(status, error::code_for_status(status), &detail);
@@ -144,39 +94,50 @@ async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Respons
     response
 }
 
-/// The router of API.md over a service, with a per-token rate limit on the gated endpoints.
+/// The router of API.md over a service, rate-limited per queue token on the gated endpoints and
+/// per client address on the open ones that change something.
+///
+/// A request that runs out of `timeout` is answered `504 outcome_unknown`: the handlers of
+/// changes run their store call to completion in a task of its own, so a change that started
+/// is finished (never cut off half-way), and a retry with the same `Idempotency-Key` tells.
 pub fn router(
     service: TicketingService,
     timeout: Duration,
     max_body: usize,
-    limiter: TokenLimiter,
+    limits: Arc<Limits>,
 ) -> Router {
     let state = AppState {
         service,
         metrics: metrics_handle(),
-        limiter: Arc::new(limiter),
+        limits,
     };
     let gated = Router::new()
         .route("/reservations", post(routes::hold))
         .route("/payments", post(routes::pay))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            limit_per_token,
+            limit::per_token,
+        ));
+    let open = Router::new()
+        .route("/queue/tokens", post(routes::enqueue))
+        .route("/reservations/{id}/cancel", post(routes::cancel))
+        .route("/point/charge", post(routes::charge))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit::per_client,
         ));
     let api = Router::new()
-        .route("/queue/tokens", post(routes::enqueue))
         .route("/queue/tokens/{token}", get(routes::token_status))
         .route("/concerts", get(routes::concerts))
         .route("/concerts/{id}/options", get(routes::options))
         .route("/concerts/options/{id}/seats", get(routes::seats))
         .route("/reservations/{id}", get(routes::reservation))
-        .route("/reservations/{id}/cancel", post(routes::cancel))
         .route("/users/{id}/reservations", get(routes::user_reservations))
-        .route("/point/charge", post(routes::charge))
         .route("/users/{id}/points", get(routes::points))
         .route("/health", get(routes::health))
         .route("/metrics", get(routes::metrics_text))
-        .merge(gated);
+        .merge(gated)
+        .merge(open);
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/ticketing", api)
@@ -184,19 +145,20 @@ pub fn router(
         .route("/metrics", get(routes::metrics_text))
         .route("/api-docs/openapi.json", get(routes::openapi))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // Inside `observe`, so a time-out is counted and answered as problem+json.
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::GATEWAY_TIMEOUT,
             timeout,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }
 
-/// Admit waiting tokens every 100 ms, expire due holds every second and relay outbox events
-/// every 200 ms, until aborted.
+/// Admit waiting tokens every 100 ms, expire due holds every second, forget what is older than
+/// the retention window every 10 s and relay outbox events every 200 ms, until aborted.
 pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinHandle<()>> {
     let service = backends.service.clone();
     let admitter = {
@@ -241,6 +203,24 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
             }
         })
     };
+    let pruner = {
+        let pruner = RetentionPruner::new(
+            service.store().clone(),
+            service.clock().clone(),
+            backends.retention,
+            1_000,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                match pruner.run_once().await {
+                    Ok(n) => metrics::counter!("ticketing_pruned_total").increment(n),
+                    Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
+                }
+            }
+        })
+    };
     let relay = {
         let mut relay = OutboxRelay::new(service.store().clone(), backends.sink.clone(), 500);
         if let Some(locks) = backends.relay_lock.clone() {
@@ -260,5 +240,5 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
             }
         })
     };
-    vec![admitter, sweeper, relay]
+    vec![admitter, sweeper, pruner, relay]
 }

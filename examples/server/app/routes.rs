@@ -18,6 +18,25 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, IdempotencyKeyHeader, QueueToke
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Run a change to its end in a task of its own. The request's time limit drops the handler,
+/// not this task: a change that started is finished, never cut off between its steps, and the
+/// caller, answered `504 outcome_unknown`, learns the outcome by retrying with the same
+/// `Idempotency-Key`.
+async fn detached<T, F>(change: F) -> ApiResult<T>
+where
+    F: std::future::Future<Output = ticketing::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::spawn(change).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ticketing::ErrorCode::OutcomeUnknown.as_str(),
+            format!("the change stopped abnormally ({e}); retry with the same Idempotency-Key"),
+        )),
+    }
+}
+
 #[utoipa::path(post, path = "/api/ticketing/queue/tokens", request_body = EnqueueBody,
     responses((status = 201, body = TokenView), (status = 200, description = "the same user's existing token", body = TokenView),
               (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
@@ -25,10 +44,13 @@ pub async fn enqueue(
     State(s): State<AppState>,
     ApiJson(body): ApiJson<EnqueueBody>,
 ) -> ApiResult<Response> {
-    let (ticket, created) = s
-        .service
-        .enqueue(UserId(body.user_id), ConcertId(body.concert_id))
-        .await?;
+    let service = s.service.clone();
+    let (ticket, created) = detached(async move {
+        service
+            .enqueue(UserId(body.user_id), ConcertId(body.concert_id))
+            .await
+    })
+    .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -103,16 +125,15 @@ pub async fn hold(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
-    let reservation = s
-        .service
-        .hold(HoldRequest {
-            user_id: UserId(body.user_id),
-            option_id: OptionId(body.option_id),
-            seat_ids: body.seat_ids.into_iter().map(SeatId).collect(),
-            queue_token: token,
-            idempotency_key: key,
-        })
-        .await?;
+    let request = HoldRequest {
+        user_id: UserId(body.user_id),
+        option_id: OptionId(body.option_id),
+        seat_ids: body.seat_ids.into_iter().map(SeatId).collect(),
+        queue_token: token,
+        idempotency_key: key,
+    };
+    let service = s.service.clone();
+    let reservation = detached(async move { service.hold(request).await }).await?;
     metrics::counter!("ticketing_holds_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -138,10 +159,13 @@ pub async fn cancel(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult<Json<ReservationView>> {
-    let r = s
-        .service
-        .cancel(UserId(body.user_id), ReservationId(id))
-        .await?;
+    let service = s.service.clone();
+    let r = detached(async move {
+        service
+            .cancel(UserId(body.user_id), ReservationId(id))
+            .await
+    })
+    .await?;
     metrics::counter!("ticketing_cancels_total").increment(1);
     Ok(Json(r.into()))
 }
@@ -166,15 +190,14 @@ pub async fn pay(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<PayBody>,
 ) -> ApiResult<Response> {
-    let payment = s
-        .service
-        .pay(PayRequest {
-            user_id: UserId(body.user_id),
-            reservation_id: ReservationId(body.reservation_id),
-            queue_token: token,
-            idempotency_key: key,
-        })
-        .await?;
+    let request = PayRequest {
+        user_id: UserId(body.user_id),
+        reservation_id: ReservationId(body.reservation_id),
+        queue_token: token,
+        idempotency_key: key,
+    };
+    let service = s.service.clone();
+    let payment = detached(async move { service.pay(request).await }).await?;
     metrics::counter!("ticketing_confirms_total").increment(1);
     Ok((StatusCode::CREATED, Json(PaymentView::from(payment))).into_response())
 }
@@ -187,10 +210,13 @@ pub async fn charge(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<ChargeBody>,
 ) -> ApiResult<Json<BalanceView>> {
-    let balance = s
-        .service
-        .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
-        .await?;
+    let service = s.service.clone();
+    let balance = detached(async move {
+        service
+            .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
+            .await
+    })
+    .await?;
     Ok(Json(balance.into()))
 }
 

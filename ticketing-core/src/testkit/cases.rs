@@ -598,6 +598,60 @@ pub async fn idempotent_payment_and_charge(b: TestBackend) {
     assert_eq!(h.balance(u).await, Points(2_000));
 }
 
+/// Idempotency records are kept until the retention window passes, then forgotten: a retry
+/// under a forgotten key is a new request, while records made later and the reservations and
+/// wallets themselves stay.
+pub async fn retention_forgets_only_old_idempotency_records(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let u = h.user(1);
+    h.service
+        .charge(u, Points(100), Some("old"))
+        .await
+        .expect("charge");
+    let held = h
+        .service
+        .hold(HoldRequest {
+            idempotency_key: Some("old-hold".into()),
+            ..hold_request(u, h.option, &[h.seats[0]])
+        })
+        .await
+        .expect("hold");
+    h.clock.advance(Duration::hours(2));
+    h.service
+        .charge(u, Points(10), Some("new"))
+        .await
+        .expect("charge");
+    let before = h.now() - Duration::hours(1);
+    let mut forgotten = 0;
+    loop {
+        let n = h.store.prune(before, 1).await.expect("prune");
+        if n == 0 {
+            break;
+        }
+        forgotten += n;
+    }
+    assert_eq!(forgotten, 2, "the two records older than the window");
+    let record = |key: &'static str| h.store.idempotency_record(u, key);
+    assert!(record("old").await.expect("read").is_none());
+    assert!(record("old-hold").await.expect("read").is_none());
+    assert!(record("new").await.expect("read").is_some());
+    assert_eq!(
+        h.store
+            .reservation(held.id, h.now())
+            .await
+            .expect("the reservation stays")
+            .id,
+        held.id
+    );
+    assert_eq!(h.balance(u).await, Points(110));
+    // A retry under the forgotten key is a new request; under the kept one, a replay.
+    let again = h.service.charge(u, Points(100), Some("old")).await;
+    assert_eq!(again.expect("charge").balance, Points(210));
+    let replay = h.service.charge(u, Points(10), Some("new")).await;
+    assert_eq!(replay.expect("replay").balance, Points(110));
+    assert_eq!(h.balance(u).await, Points(210));
+}
+
 /// Non-positive, too large and overflowing charges are `invalid_request` and change nothing.
 pub async fn charge_rejects_bad_amounts_and_overflow(b: TestBackend) {
     let h = Harness::new(b).await;

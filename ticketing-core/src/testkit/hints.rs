@@ -99,6 +99,9 @@ impl TicketStore for CountingStore {
     async fn outbox_ack(&self, seqs: &[u64]) -> Result<()> {
         self.inner.outbox_ack(seqs).await
     }
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.inner.prune(before, limit).await
+    }
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }

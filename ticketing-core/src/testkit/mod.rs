@@ -300,6 +300,7 @@ macro_rules! conformance_suite {
             idempotency_key_reused_with_other_request_conflicts,
             idempotency_keys_are_scoped_per_user,
             idempotent_payment_and_charge,
+            retention_forgets_only_old_idempotency_records,
             charge_rejects_bad_amounts_and_overflow,
             expire_due_moves_holds_and_emits_events,
             outbox_records_changes_in_order_and_acks,

@@ -205,10 +205,14 @@ impl Worker {
     /// Run `jobs` as one batch; on a database error before the commit run it again, then split.
     async fn run_jobs(&self, jobs: Vec<Job>) {
         let mut pending = vec![jobs];
-        while let Some(jobs) = pending.pop() {
-            let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+        while let Some(mut jobs) = pending.pop() {
+            // A caller that gave up before this run (a split half's) started is not run.
+            jobs.retain(|j| !j.reply.is_closed());
+            if jobs.is_empty() {
+                continue;
+            }
             self.counters.batches.fetch_add(1, Ordering::Relaxed);
-            let mut result = execute(&self.pool, &cmds, self.skip_locked).await;
+            let mut result = self.execute(&jobs).await;
             // A batch that did not happen is run again: once for any error, up to
             // RERUNS times with a growing pause when its connection was lost (a restart or a
             // killed backend: a command alone would have failed the same way, a batch of
@@ -223,8 +227,15 @@ impl Worker {
                     tokio::time::sleep(Duration::from_millis(10 << (2 * reruns))).await;
                 }
                 reruns += 1;
+                // A caller that gave up meanwhile was never answered: its command is not
+                // run (it may retry it, and a keyless charge must not count twice).
+                jobs.retain(|j| !j.reply.is_closed());
+                if jobs.is_empty() {
+                    result = Ok(Vec::new());
+                    break;
+                }
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                result = execute(&self.pool, &cmds, self.skip_locked).await;
+                result = self.execute(&jobs).await;
             }
             match result {
                 Ok(answers) => {
@@ -245,6 +256,11 @@ impl Worker {
             }
         }
     }
+
+    async fn execute(&self, jobs: &[Job]) -> Result<Vec<Result<Outcome, Error>>, Failure> {
+        let cmds: Vec<&Command> = jobs.iter().map(|j| &j.cmd).collect();
+        execute(&self.pool, &cmds, self.skip_locked).await
+    }
 }
 
 /// Whether a failed statement may be some command's fault, so that splitting the batch lets
@@ -261,11 +277,9 @@ const RERUNS: u32 = 3;
 /// Whether the error is a lost connection or a server going away (not any command's doing).
 fn connection_lost(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
+        // Not a pool that timed out (every connection busy: pausing and re-running would add
+        // to the load) nor one that was closed (the store is shutting down).
+        sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed | sqlx::Error::Protocol(_) => true,
         _ => matches!(code(e).as_deref(), Some(c) if c.starts_with("08") || c.starts_with("57P")),
     }
 }
@@ -290,12 +304,19 @@ fn answer_all(mut jobs: Vec<Job>, failure: Failure) {
         Failure::BeforeCommit(e) => ("the batch's transaction failed; nothing of it happened", e),
         Failure::AtCommit(e) => (UNKNOWN, e),
     };
+    let unknown = message == UNKNOWN;
     let source = Arc::new(source);
     for job in jobs {
-        let _ = job.reply.send(Err(Error::Unavailable {
-            message: message.into(),
-            retryable: true,
-            source: Some(Box::new(source.clone())),
+        let message = message.to_owned();
+        let source: Option<ticketing_core::BoxError> = Some(Box::new(source.clone()));
+        let _ = job.reply.send(Err(if unknown {
+            Error::OutcomeUnknown { message, source }
+        } else {
+            Error::Unavailable {
+                message,
+                retryable: true,
+                source,
+            }
         }));
     }
 }
@@ -307,9 +328,8 @@ impl Failure {
     fn into_error(self) -> Error {
         match self {
             Failure::BeforeCommit(e) => db(e),
-            Failure::AtCommit(e) => Error::Unavailable {
+            Failure::AtCommit(e) => Error::OutcomeUnknown {
                 message: UNKNOWN.into(),
-                retryable: true,
                 source: Some(e.into()),
             },
         }

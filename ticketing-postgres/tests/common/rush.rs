@@ -111,7 +111,10 @@ impl Rush {
         for attempt in 1..=self.tries {
             match step().await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.code() == ErrorCode::Unavailable && attempt < self.tries => {
+                Err(e)
+                    if matches!(e.code(), ErrorCode::Unavailable | ErrorCode::OutcomeUnknown)
+                        && attempt < self.tries =>
+                {
                     *retries += 1;
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_millis(800));

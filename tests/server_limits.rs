@@ -1,0 +1,270 @@
+//! What the server does at its limits: a request that runs out of time, made-up queue tokens,
+//! one client flooding the open endpoints.
+
+mod server_common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+use server_common::app::limit::Limits;
+use server_common::{serve, start};
+use ticketing::{
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
+    HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, Payment, Points,
+    Reservation, ReservationId, Result, SeatView, ShowOption, TicketStore, TicketingService,
+    UserId, async_trait,
+};
+
+/// A store whose changes answer late: each is applied at once, and its answer comes back
+/// `delay` later (a slow network, a long commit).
+#[derive(Debug)]
+struct SlowAnswers {
+    inner: Arc<dyn TicketStore>,
+    delay: Duration,
+}
+
+impl SlowAnswers {
+    async fn late<T>(&self, r: Result<T>) -> Result<T> {
+        tokio::time::sleep(self.delay).await;
+        r
+    }
+}
+
+#[async_trait]
+impl TicketStore for SlowAnswers {
+    async fn seed(&self, catalog: &Catalog) -> Result<()> {
+        self.inner.seed(catalog).await
+    }
+    async fn concerts(&self) -> Result<Vec<Concert>> {
+        self.inner.concerts().await
+    }
+    async fn concert(&self, concert: ConcertId) -> Result<Concert> {
+        self.inner.concert(concert).await
+    }
+    async fn options(&self, concert: ConcertId, now: DateTime<Utc>) -> Result<Vec<OptionSummary>> {
+        self.inner.options(concert, now).await
+    }
+    async fn option(&self, option: OptionId) -> Result<ShowOption> {
+        self.inner.option(option).await
+    }
+    async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
+        self.inner.seats(option, now).await
+    }
+    async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
+        let r = self.inner.hold(cmd).await;
+        self.late(r).await
+    }
+    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+        let r = self.inner.confirm(cmd).await;
+        self.late(r).await
+    }
+    async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
+        let r = self.inner.cancel(cmd).await;
+        self.late(r).await
+    }
+    async fn expire_due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<ReservationId>> {
+        self.inner.expire_due(now, limit).await
+    }
+    async fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
+        self.inner.reservation(id, now).await
+    }
+    async fn user_reservations(
+        &self,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Reservation>> {
+        self.inner.user_reservations(user, now).await
+    }
+    async fn charge(&self, cmd: ChargeCommand) -> Result<Balance> {
+        let r = self.inner.charge(cmd).await;
+        self.late(r).await
+    }
+    async fn balance(&self, user: UserId) -> Result<Points> {
+        self.inner.balance(user).await
+    }
+    async fn idempotency_record(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        self.inner.idempotency_record(user, key).await
+    }
+    async fn outbox_read(&self, after: u64, limit: usize) -> Result<Vec<OutboxRecord>> {
+        self.inner.outbox_read(after, limit).await
+    }
+    async fn outbox_ack(&self, seqs: &[u64]) -> Result<()> {
+        self.inner.outbox_ack(seqs).await
+    }
+    async fn prune(&self, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        self.inner.prune(before, limit).await
+    }
+    async fn health(&self) -> Result<()> {
+        self.inner.health().await
+    }
+}
+
+/// API.md: a 503 means nothing changed. A change whose answer comes after the request's time
+/// limit did happen, so its timeout must not be a 503: it is `504 outcome_unknown`, the change
+/// is finished, and a retry with the same key tells the outcome without doing it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let delay = Duration::from_millis(600);
+    let slow = TicketingService::new(
+        Arc::new(SlowAnswers {
+            inner: base.service.store().clone(),
+            delay,
+        }),
+        Default::default(),
+    );
+    let s = serve(
+        slow,
+        Duration::from_millis(150),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+    )
+    .await;
+
+    let key = [("Idempotency-Key", "slow-charge")];
+    s.post(
+        "/point/charge",
+        json!({"user_id": 9, "amount": 1_000}),
+        &key,
+    )
+    .await
+    .problem(504, "outcome_unknown");
+    tokio::time::sleep(delay).await;
+    assert_eq!(
+        s.get("/users/9/points").await.body["balance"],
+        1_000,
+        "the charge that ran out of time happened"
+    );
+
+    let hold = json!({"user_id": 9, "option_id": 1, "seat_ids": [3]});
+    let key = [("Idempotency-Key", "slow-hold")];
+    s.post("/reservations", hold.clone(), &key)
+        .await
+        .problem(504, "outcome_unknown");
+    tokio::time::sleep(delay).await;
+    let mine = s.get("/users/9/reservations").await.body;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    assert_eq!(mine[0]["status"], "held", "{mine}");
+
+    // Retries with the same keys learn the outcome and do nothing more. (They answer late
+    // too, so they get a longer time limit.)
+    let patient = serve(
+        TicketingService::new(base.service.store().clone(), Default::default()),
+        Duration::from_secs(10),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+    )
+    .await;
+    let again = patient.post("/reservations", hold, &key).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    assert_eq!(again.body["id"], mine[0]["id"]);
+    let again = patient
+        .post(
+            "/point/charge",
+            json!({"user_id": 9, "amount": 1_000}),
+            &[("Idempotency-Key", "slow-charge")],
+        )
+        .await;
+    assert_eq!(again.body["balance"], 1_000, "charged once: {}", again.body);
+}
+
+/// A queue token that is not of the form the queue issues is refused before the limiter or the
+/// queue sees it: it costs no memory, whatever its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_queue_tokens_are_refused_and_remembered_nowhere() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let limits = Arc::new(Limits::new(50, 0));
+    let s = serve(
+        base.service.clone(),
+        Duration::from_secs(10),
+        64 * 1024,
+        limits.clone(),
+    )
+    .await;
+    let body = json!({"user_id": 1, "option_id": 1, "seat_ids": [1]});
+    let big = "a".repeat(8 * 1024);
+    for bad in [
+        big.as_str(),
+        "x",
+        "1.abc",
+        "0123456789abcdef0123456789abcdeg",
+    ] {
+        s.post("/reservations", body.clone(), &[("X-Queue-Token", bad)])
+            .await
+            .problem(404, "not_found");
+    }
+    assert_eq!(limits.len().0, 0, "no limiter entry for a made-up token");
+
+    // Well-formed but never issued: unknown to the queue, and remembered by the limiter only
+    // briefly.
+    for i in 0..200 {
+        let token = format!("{i:032x}");
+        s.post("/reservations", body.clone(), &[("X-Queue-Token", &token)])
+            .await
+            .problem(404, "not_found");
+    }
+    // At 50/s a bucket refills from one request in 20 ms.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    limits.prune();
+    assert_eq!(limits.len().0, 0, "entries of idle tokens are dropped");
+
+    // A real token still works.
+    let token = base.admitted_token(1, 1).await;
+    base.charge(1, 1_000_000).await;
+    let held = s
+        .post("/reservations", body, &[("X-Queue-Token", &token)])
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+}
+
+/// One client address cannot flood the open endpoints that change something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_flood_the_open_endpoints() {
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "10",
+        "--rate-per-client",
+        "5",
+    ])
+    .await;
+    let started = Instant::now();
+    let mut limited = 0;
+    for user in 1..=30 {
+        let a = s
+            .post(
+                "/queue/tokens",
+                json!({"user_id": user, "concert_id": 1}),
+                &[],
+            )
+            .await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            a.problem(429, "rate_limited");
+            limited += 1;
+        } else {
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        }
+    }
+    // A burst of 10, then 5 a second, whatever the speed of the machine.
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 30 - limited;
+    assert!(
+        f64::from(allowed) <= 10.0 + 5.0 * elapsed + 1.0,
+        "{allowed} of 30 let through in {elapsed:.2} s"
+    );
+    assert!(
+        limited > 0 || elapsed > 3.8,
+        "nothing limited in {elapsed:.2} s"
+    );
+    // Reading is not limited.
+    let read = s.get("/concerts").await;
+    assert_eq!(read.status, StatusCode::OK);
+}
