@@ -59,6 +59,10 @@ struct Args {
     /// Seats on sale (one show option).
     #[arg(long, default_value_t = 1_000)]
     seats: u32,
+    /// The first buyer's user id (buyers are numbered on from it): separate runs against one
+    /// server need separate buyers for their books to be checked.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..))]
+    first_user: i64,
     /// Buyers in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: u32,
@@ -528,6 +532,7 @@ async fn check_books(
 /// part is not timed, so the figures are those of the hold path itself.
 async fn admit_everyone(args: &Args, target: &Target, stats: &Arc<Stats>) {
     let next_user = Arc::new(AtomicU64::new(1));
+    let first = args.first_user - 1;
     let workers: Vec<_> = (0..args.concurrency.max(512))
         .map(|_| {
             let (target, stats, next_user) = (target.clone(), stats.clone(), next_user.clone());
@@ -538,7 +543,7 @@ async fn admit_everyone(args: &Args, target: &Target, stats: &Arc<Stats>) {
                     if user > buyers {
                         break;
                     }
-                    let user = user as i64;
+                    let user = user as i64 + first;
                     let Outcome::Ok(t) = target.call("enqueue", user, Value::Null, None).await
                     else {
                         continue;
@@ -606,7 +611,7 @@ async fn run(
                     if i >= u64::from(args.buyers) || Instant::now() > deadline {
                         break;
                     }
-                    buyer(&target, &args, i as i64 + 1, &stats).await;
+                    buyer(&target, &args, i as i64 + args.first_user, &stats).await;
                     bar.inc(1);
                 }
             })
