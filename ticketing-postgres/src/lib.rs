@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod clock;
 mod error;
 mod rows;
 mod store;
@@ -45,6 +46,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use ticketing_core::{Error, TicketStore};
 
 pub use batch::{BatchConfig, BatchStats};
+pub use clock::DatabaseClock;
 pub use store::PgStore;
 
 /// The migrations shipped with this crate.

@@ -8,7 +8,7 @@ use ticketing::{
     TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
-use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
+use ticketing_postgres::{BatchConfig, DatabaseClock, LockWait, PgConfig, PgStore, PgStrategy};
 use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
 use super::config::{Config, QueueKind, StoreKind, StrategyKind};
@@ -41,10 +41,13 @@ pub struct Backends {
     pub relay_lock: Option<Arc<dyn LockManager>>,
     /// How long idempotency records and acknowledged outbox events are kept.
     pub retention: chrono::Duration,
+    /// The database's clock the service follows (PostgreSQL store), to re-sync on a timer.
+    pub database_clock: Option<DatabaseClock>,
 }
 
 /// The backends the configuration describes, with the demo catalog seeded if the store is empty.
 pub async fn build(config: &Config) -> Result<Backends, Error> {
+    let mut database_clock = None;
     let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
         (StoreKind::Memory, StrategyKind::Pessimistic | StrategyKind::DistributedLock) => {
             Arc::new(MemoryStore::new(Strategy::Pessimistic))
@@ -72,6 +75,8 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             };
             let store = PgStore::connect(need(&config.database_url, "DATABASE_URL")?, pg).await?;
             ticketing_postgres::migrate(store.pool()).await?;
+            // Every instance on this database decides expiry and caps by its clock.
+            database_clock = Some(DatabaseClock::new(store.pool().clone()).await?);
             Arc::new(store)
         }
     };
@@ -134,10 +139,15 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         },
     )
     .with_queue(queue);
+    let service = match database_clock.clone() {
+        Some(clock) => service.with_clock(Arc::new(clock)),
+        None => service,
+    };
     Ok(Backends {
         service,
         sink,
         relay_lock: locks,
         retention: chrono::Duration::seconds(i64::from(config.retention_secs)),
+        database_clock,
     })
 }

@@ -240,5 +240,9 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
             }
         })
     };
-    vec![admitter, sweeper, pruner, relay]
+    let mut tasks = vec![admitter, sweeper, pruner, relay];
+    if let Some(clock) = &backends.database_clock {
+        tasks.push(clock.spawn_sync(Duration::from_secs(10)));
+    }
+    tasks
 }
