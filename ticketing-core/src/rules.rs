@@ -399,4 +399,33 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InvalidRequest, "{bad:?}");
         }
     }
+
+    /// A refused transition names what was attempted, as the API's `detail` shows it.
+    #[test]
+    fn refusals_name_the_action_and_the_state() {
+        let cases = [
+            (ReservationStatus::Cancelled, Action::Confirm, "pay"),
+            (ReservationStatus::Cancelled, Action::Cancel, "cancel"),
+            (ReservationStatus::Confirmed, Action::Expire, "expire"),
+        ];
+        for (status, action, verb) in cases {
+            match transition(&reservation(status), action, t0()) {
+                Err(Error::InvalidState { state, action }) => {
+                    assert_eq!((state, action), (status.as_str(), verb));
+                }
+                other => panic!("{status:?} {verb}: {other:?}"),
+            }
+        }
+    }
+
+    /// The cap on seats per request is inclusive: exactly `max` seats are accepted, sorted.
+    #[test]
+    fn exactly_max_seat_ids_are_accepted() {
+        let ids = |v: &[i64]| v.iter().copied().map(SeatId).collect::<Vec<_>>();
+        assert_eq!(
+            normalize_seat_ids(&ids(&[3, 1]), 2).expect("two of two"),
+            ids(&[1, 3])
+        );
+        assert!(normalize_seat_ids(&ids(&[3, 1, 2]), 2).is_err());
+    }
 }

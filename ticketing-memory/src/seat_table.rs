@@ -195,8 +195,8 @@ where
     }
     let states: Vec<SeatState> = guards.iter().map(|g| g.state).collect();
     let next = decide(&states)?;
+    // Versions are the optimistic strategy's; a table has one strategy for its life.
     for (guard, state) in guards.iter_mut().zip(next) {
-        guard.version += 1;
         guard.state = state;
         guard.fence = guard.fence.max(fence);
     }
@@ -300,4 +300,57 @@ fn tentative_writes(
         }
     }
     false
+}
+
+#[cfg(all(test, not(loom), feature = "optimistic"))]
+mod tests {
+    use std::cell::Cell;
+
+    use chrono::{Duration, Utc};
+    use ticketing_core::{OptionId, Points, ReservationId};
+
+    use super::*;
+
+    /// A writer that commits between another's read and write phases must make that other one
+    /// decide again on what it wrote (the version compare), not write over it.
+    #[test]
+    fn a_write_between_read_and_write_phase_makes_the_reader_decide_again() {
+        let cells = vec![Arc::new(SeatCell::new(Seat {
+            id: SeatId(1),
+            option_id: OptionId(1),
+            seat_no: "A-1".into(),
+            grade: "R".into(),
+            price: Points(100),
+        }))];
+        let until = Utc::now() + Duration::minutes(5);
+        let (mine, theirs) = (ReservationId::new(), ReservationId::new());
+        let hold = |r: ReservationId| {
+            move |states: &[SeatState]| match states {
+                [SeatState::Available] => Ok(vec![SeatState::Held {
+                    reservation: r,
+                    until,
+                }]),
+                _ => Err(Error::SeatUnavailable {
+                    seats: vec![SeatId(1)],
+                }),
+            }
+        };
+        let decisions = Cell::new(0);
+        let result = optimistic(&cells, None, 3, |states| {
+            decisions.set(decisions.get() + 1);
+            if decisions.get() == 1 {
+                optimistic(&cells, None, 3, hold(theirs)).expect("the other writer");
+            }
+            hold(mine)(states)
+        });
+        assert!(result.is_err(), "the seat was taken in between: {result:?}");
+        assert_eq!(decisions.get(), 2, "decided again after the conflict");
+        assert_eq!(
+            cells[0].state(),
+            SeatState::Held {
+                reservation: theirs,
+                until
+            }
+        );
+    }
 }

@@ -261,3 +261,50 @@ pub fn decide_charge(cmd: &ChargeCommand, balance: Points) -> Result<ChargeDecis
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{OptionId, ReservationId, Seat, SeatId, SeatState, UserId};
+
+    fn seat(id: i64) -> Seat {
+        Seat {
+            id: SeatId(id),
+            option_id: OptionId(1),
+            seat_no: format!("A-{id}"),
+            grade: "R".into(),
+            price: crate::Points(100),
+        }
+    }
+
+    fn hold(seat_ids: &[i64]) -> HoldCommand {
+        let now = Utc::now();
+        HoldCommand {
+            reservation_id: ReservationId::new(),
+            user_id: UserId(1),
+            option_id: OptionId(1),
+            seat_ids: seat_ids.iter().copied().map(SeatId).collect(),
+            now,
+            expires_at: now + chrono::Duration::minutes(5),
+            max_seats_per_user: Some(4),
+            idempotency: None,
+            fence: None,
+        }
+    }
+
+    /// A backend that loads fewer (or more) states or seats than the command names gets a
+    /// refusal, never a hold over what it happened to load.
+    #[test]
+    fn a_hold_needs_exactly_one_loaded_seat_and_state_per_named_seat() {
+        let (a, b) = (seat(1), seat(2));
+        let free = SeatState::Available;
+        let two = hold(&[1, 2]);
+        assert!(decide_hold(&two, &[&a, &b], &[free, free], 0).is_ok());
+        // One seat loaded of two named, with one state: every length must agree.
+        assert!(decide_hold(&two, &[&a], &[free], 0).is_err());
+        // Seats and command agree, states do not.
+        assert!(decide_hold(&two, &[&a, &b], &[free], 0).is_err());
+        // States and seats agree, the command names fewer.
+        assert!(decide_hold(&hold(&[1]), &[&a, &b], &[free, free], 0).is_err());
+    }
+}
