@@ -34,10 +34,7 @@ pub async fn start(flags: &[&str]) -> Server {
         .await
         .expect("building the service");
     app::spawn_background(&backends);
-    let limits = std::sync::Arc::new(app::limit::Limits::new(
-        config.rate_per_token,
-        config.rate_per_client,
-    ));
+    let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config).expect("limits"));
     app::limit::spawn_pruning(limits.clone());
     serve(
         backends.service,

@@ -18,18 +18,28 @@ use ticketing::{
     UserId, async_trait,
 };
 
-/// A store whose changes answer late: each is applied at once, and its answer comes back
-/// `delay` later (a slow network, a long commit).
+/// A store whose changes are slow: with `start_late`, a change waits `delay` before it is
+/// applied (a busy pool); otherwise it is applied at once and its answer comes back `delay`
+/// later (a slow network, a long commit).
 #[derive(Debug)]
 struct SlowAnswers {
     inner: Arc<dyn TicketStore>,
     delay: Duration,
+    start_late: bool,
 }
 
 impl SlowAnswers {
     async fn late<T>(&self, r: Result<T>) -> Result<T> {
-        tokio::time::sleep(self.delay).await;
+        if !self.start_late {
+            tokio::time::sleep(self.delay).await;
+        }
         r
+    }
+
+    async fn wait_to_start(&self) {
+        if self.start_late {
+            tokio::time::sleep(self.delay).await;
+        }
     }
 }
 
@@ -54,14 +64,17 @@ impl TicketStore for SlowAnswers {
         self.inner.seats(option, now).await
     }
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
+        self.wait_to_start().await;
         let r = self.inner.hold(cmd).await;
         self.late(r).await
     }
     async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+        self.wait_to_start().await;
         let r = self.inner.confirm(cmd).await;
         self.late(r).await
     }
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
+        self.wait_to_start().await;
         let r = self.inner.cancel(cmd).await;
         self.late(r).await
     }
@@ -79,6 +92,7 @@ impl TicketStore for SlowAnswers {
         self.inner.user_reservations(user, now).await
     }
     async fn charge(&self, cmd: ChargeCommand) -> Result<Balance> {
+        self.wait_to_start().await;
         let r = self.inner.charge(cmd).await;
         self.late(r).await
     }
@@ -117,6 +131,7 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
         Arc::new(SlowAnswers {
             inner: base.service.store().clone(),
             delay,
+            start_late: false,
         }),
         Default::default(),
     );
@@ -173,6 +188,43 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
         )
         .await;
     assert_eq!(again.body["balance"], 1_000, "charged once: {}", again.body);
+
+    // A change still waiting to start when the time runs out is not cut off either: it runs
+    // to its end after the 504 (a dropped handler would have dropped it).
+    let late = TicketingService::new(
+        Arc::new(SlowAnswers {
+            inner: base.service.store().clone(),
+            delay: Duration::from_millis(1_500),
+            start_late: true,
+        }),
+        Default::default(),
+    );
+    let s = serve(
+        late,
+        Duration::from_millis(300),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+    )
+    .await;
+    s.post(
+        "/point/charge",
+        json!({"user_id": 9, "amount": 500}),
+        &[("Idempotency-Key", "late-charge")],
+    )
+    .await
+    .problem(504, "outcome_unknown");
+    let mut balance = serde_json::Value::Null;
+    for _ in 0..100 {
+        balance = patient.get("/users/9/points").await.body["balance"].clone();
+        if balance == 1_500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        balance, 1_500,
+        "the change that had not started yet was finished"
+    );
 }
 
 /// A queue token that is not of the form the queue issues is refused before the limiter or the
@@ -267,4 +319,61 @@ async fn one_client_cannot_flood_the_open_endpoints() {
     // Reading is not limited.
     let read = s.get("/concerts").await;
     assert_eq!(read.status, StatusCode::OK);
+}
+
+/// Behind a trusted proxy the per-client limit keys by the address the proxy reports, so
+/// buyers behind one proxy do not share one bucket; the gated endpoints are limited per client
+/// too (a client making up tokens gets a fresh bucket per token otherwise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_a_proxy_reports_is_the_key() {
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "10",
+        "--rate-per-client",
+        "1",
+        "--client-ip-header",
+        "x-forwarded-for",
+    ])
+    .await;
+    // Burst 2 per address: 20 buyers behind the proxy, each from an address of their own.
+    for user in 1..=20 {
+        let ip = format!("10.0.0.1, 192.0.2.{user}");
+        let a = s
+            .post(
+                "/queue/tokens",
+                json!({"user_id": user, "concert_id": 1}),
+                &[("X-Forwarded-For", &ip)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    }
+    // One address making up well-formed tokens on a gated endpoint: refused by address after
+    // its burst, whatever the token.
+    let started = Instant::now();
+    let mut limited = 0;
+    for i in 0..10 {
+        let a = s
+            .post(
+                "/reservations",
+                json!({"user_id": 1, "option_id": 1, "seat_ids": [1]}),
+                &[
+                    ("X-Forwarded-For", "198.51.100.7"),
+                    ("X-Queue-Token", &format!("{i:032x}")),
+                ],
+            )
+            .await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+        } else {
+            a.problem(404, "not_found");
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(
+        f64::from(10 - limited) <= 2.0 + elapsed + 1.0,
+        "{} let through in {elapsed:.2} s",
+        10 - limited
+    );
 }

@@ -22,10 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = app::config::Config::parse();
     let backends = app::backends::build(&config).await?;
     let mut background = app::spawn_background(&backends);
-    let limits = std::sync::Arc::new(app::limit::Limits::new(
-        config.rate_per_token,
-        config.rate_per_client,
-    ));
+    let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config)?);
     background.push(app::limit::spawn_pruning(limits.clone()));
     let router = app::router(
         backends.service,

@@ -93,7 +93,8 @@ pub enum Error {
     },
     /// The operation may or may not have taken effect: the commit was sent and no answer came
     /// back, or the request ran out of time after the change had started. Retry with the same
-    /// idempotency key to learn the outcome (and to apply it at most once).
+    /// idempotency key to learn the outcome (and to apply it at most once). It counts as
+    /// retryable for that reason: a request without a key, retried, may apply twice.
     #[error("outcome unknown: {message}")]
     OutcomeUnknown {
         /// What happened.

@@ -202,15 +202,16 @@ impl TicketingService {
                 .join(",")
         );
         let key = self.key(req.user_id, req.idempotency_key.as_deref(), fingerprint)?;
-        let option = self.store.option(req.option_id).await?;
-        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
-            .await?;
         // A retry under a used key gets the reservation it made, as it is now (held, paid,
-        // cancelled or expired), not the snapshot taken when it was made.
+        // cancelled or expired), not the snapshot taken when it was made; before the gate, so a
+        // retry after a lost answer learns the outcome even once its queue token has lapsed.
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             let first = outcome.into_hold()?;
             return self.current(first).await;
         }
+        let option = self.store.option(req.option_id).await?;
+        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
+            .await?;
         let now = self.clock.now();
         let reservation_id = ReservationId::new();
         let made = self
@@ -248,6 +249,10 @@ impl TicketingService {
         positive(req.user_id.0, "user_id")?;
         let fingerprint = format!("pay:{}", req.reservation_id);
         let key = self.key(req.user_id, req.idempotency_key.as_deref(), fingerprint)?;
+        // A retry under a used key gets its first answer, even once the queue token lapsed.
+        if let Some(outcome) = self.replay(key.as_ref()).await? {
+            return outcome.into_payment();
+        }
         let now = self.clock.now();
         let reservation = self.store.reservation(req.reservation_id, now).await?;
         if reservation.user_id != req.user_id {
@@ -256,9 +261,6 @@ impl TicketingService {
         let option = self.store.option(reservation.option_id).await?;
         self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
             .await?;
-        if let Some(outcome) = self.replay(key.as_ref()).await? {
-            return outcome.into_payment();
-        }
         self.store
             .confirm(ConfirmCommand {
                 reservation_id: req.reservation_id,

@@ -26,8 +26,8 @@ struct Room {
     /// The highest `seq` admitted so far (admission is strictly in `seq` order).
     admitted_through: u64,
     waiting: VecDeque<QueueToken>,
-    /// Admitted tokens and when their admission lapses.
-    admitted: Vec<(DateTime<Utc>, QueueToken)>,
+    /// Admitted tokens and when their admission lapses, soonest first.
+    admitted: VecDeque<(DateTime<Utc>, QueueToken)>,
     /// Tokens whose admission lapsed, oldest first: still answered `expired` for one more
     /// `active_ttl`, then forgotten (so the queue's memory follows the live load, not every
     /// buyer ever seen).
@@ -124,11 +124,14 @@ impl WaitingQueue for MemoryQueue {
         } = &mut *state;
         let mut total = 0;
         for room in rooms.values_mut() {
-            let (live, lapsed): (Vec<_>, Vec<_>) = std::mem::take(&mut room.admitted)
-                .into_iter()
-                .partition(|(until, _)| *until > now);
-            room.admitted = live;
-            room.lapsed.extend(lapsed);
+            // Soonest first: the lapsed ones are at the front (no pass over the live ones).
+            while room
+                .admitted
+                .front()
+                .is_some_and(|(until, _)| *until <= now)
+            {
+                room.lapsed.extend(room.admitted.pop_front());
+            }
             while let Some((until, _)) = room.lapsed.front() {
                 if *until + self.config.active_ttl > now {
                     break;
@@ -154,7 +157,9 @@ impl WaitingQueue for MemoryQueue {
                     entry.admitted_until = Some(until);
                     room.admitted_through = room.admitted_through.max(entry.seq);
                 }
-                room.admitted.push((until, token));
+                // In order of lapse (at the back, unless the caller's clock went back).
+                let at = room.admitted.partition_point(|(u, _)| *u <= until);
+                room.admitted.insert(at, (until, token));
             }
             room.last_admit = Some(now);
             total += n;

@@ -706,7 +706,8 @@ fn in_row_order(rows: &[SeatRow], wanted: &[SeatId], next: &[SeatState]) -> Vec<
 /// constraint) did not happen; one that got no answer (a lost connection) may have.
 async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), Fail> {
     tx.commit().await.map_err(|e| match code(&e).as_deref() {
-        Some(c) if c.starts_with("40") || c.starts_with("23") => Fail::from(e),
+        // 40003: statement completion unknown, the one class-40 code that is not a refusal.
+        Some(c) if (c.starts_with("40") && c != "40003") || c.starts_with("23") => Fail::from(e),
         _ => Fail::Err(Error::OutcomeUnknown {
             message: "the commit got no answer: it may have happened; retry with the same \
                       idempotency key"

@@ -107,7 +107,8 @@ async fn restart_mid_rush(batch: Option<BatchConfig>) {
         buyers: BUYERS,
         seats: SEATS,
         spread: Duration::from_millis(4_000),
-        tries: 12,
+        // Enough for a restart that takes long on a loaded machine (0.8 s apart at most: ~45 s).
+        tries: 60,
     }
     .run(&service)
     .await;

@@ -112,6 +112,15 @@ pub struct Config {
     /// address, or behind a proxy that limits instead).
     #[arg(long, env = "TICKETING_RATE_PER_CLIENT", default_value_t = 100)]
     pub rate_per_client: u32,
+    /// A header a trusted proxy in front of the server sets to the client's address (e.g.
+    /// `X-Forwarded-For`; its last entry is used) for the per-client limit. Unset: the
+    /// connection's address. Behind a proxy, set it (or every buyer shares the proxy's bucket).
+    #[arg(long, env = "TICKETING_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+    /// Changes (holds, payments, cancels, charges, enqueues) in flight at most; past it a change
+    /// is answered 503 before it starts.
+    #[arg(long, env = "TICKETING_MAX_CHANGES_IN_FLIGHT", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_changes_in_flight: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

@@ -49,6 +49,9 @@ impl From<Error> for ApiError {
         if code == ErrorCode::Unavailable {
             tracing::warn!(error = ?e, "backing store unavailable");
         }
+        if code == ErrorCode::OutcomeUnknown {
+            tracing::warn!(error = ?e, "a change's outcome is unknown");
+        }
         Self::new(status, code.as_str(), e.to_string())
     }
 }

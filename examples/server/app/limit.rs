@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -19,10 +19,14 @@ use ticketing::{ErrorCode, QueueToken};
 use super::AppState;
 use super::error::problem;
 
-/// The server's rate limits (`None`: that limit is off).
+/// The server's rate limits (`None`: that limit is off), and the bound on changes in flight.
 pub struct Limits {
     per_token: Option<DefaultKeyedRateLimiter<String>>,
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// A header a trusted proxy sets to the client's address (its last entry is used).
+    client_header: Option<HeaderName>,
+    /// Changes (store calls run to completion in tasks of their own) in flight at most.
+    pub(super) changes: Arc<tokio::sync::Semaphore>,
 }
 
 impl Limits {
@@ -31,7 +35,26 @@ impl Limits {
         Self {
             per_token: quota(per_token).map(RateLimiter::keyed),
             per_client: quota(per_client).map(RateLimiter::keyed),
+            client_header: None,
+            changes: Arc::new(tokio::sync::Semaphore::new(Self::DEFAULT_CHANGES_IN_FLIGHT)),
         }
+    }
+
+    /// Changes in flight at most, by default.
+    pub const DEFAULT_CHANGES_IN_FLIGHT: usize = 4096;
+
+    /// Take the client's address from this header (set by a trusted proxy in front of every
+    /// instance; its last entry is used), not from the connection.
+    pub fn with_client_header(mut self, header: Option<HeaderName>) -> Self {
+        self.client_header = header;
+        self
+    }
+
+    /// At most `n` changes in flight; past it a change is answered `503 unavailable` (nothing
+    /// changed) instead of piling up behind a slow store.
+    pub fn with_changes_in_flight(mut self, n: usize) -> Self {
+        self.changes = Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
     }
 
     /// Keys remembered now (tokens, client addresses).
@@ -59,6 +82,23 @@ fn quota(per_sec: u32) -> Option<Quota> {
     let rate = NonZeroU32::new(per_sec)?;
     let burst = NonZeroU32::new(per_sec.saturating_mul(2)).unwrap_or(rate);
     Some(Quota::per_second(rate).allow_burst(burst))
+}
+
+impl Limits {
+    /// The limits a configuration asks for; an unusable header name is an error.
+    pub fn from_config(config: &super::config::Config) -> Result<Self, String> {
+        let header = config
+            .client_ip_header
+            .as_deref()
+            .map(|h| {
+                HeaderName::try_from(h)
+                    .map_err(|e| format!("TICKETING_CLIENT_IP_HEADER {h:?}: {e}"))
+            })
+            .transpose()?;
+        Ok(Self::new(config.rate_per_token, config.rate_per_client)
+            .with_client_header(header)
+            .with_changes_in_flight(config.max_changes_in_flight as usize))
+    }
 }
 
 /// Prune the limiters every second, until aborted.
@@ -109,18 +149,44 @@ pub async fn per_token(State(state): State<AppState>, req: Request, next: Next) 
     next.run(req).await
 }
 
-/// On the open endpoints that change something (enqueue, charge, cancel): a bucket per client
-/// address. Needs the router served with `ConnectInfo<SocketAddr>`; without it nothing is
-/// limited.
+/// On every endpoint that changes something (before the per-token limit on the gated ones): a
+/// bucket per client address, an IPv6 client keyed by its /64. The address is the connection's
+/// (the router must be served with `ConnectInfo<SocketAddr>`), or the last entry of the
+/// configured header set by a trusted proxy; with neither, nothing is limited.
 pub async fn per_client(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(limiter) = &state.limits.per_client else {
         return next.run(req).await;
     };
-    let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() else {
+    let Some(client) = client_address(&req, state.limits.client_header.as_ref()) else {
         return next.run(req).await;
     };
-    if limiter.check_key(&addr.ip()).is_err() {
+    if limiter.check_key(&client).is_err() {
         return limited("client address");
     }
     next.run(req).await
+}
+
+fn client_address(req: &Request, header: Option<&HeaderName>) -> Option<IpAddr> {
+    let forwarded = header
+        .and_then(|h| req.headers().get(h))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok());
+    let ip = match (forwarded, header) {
+        (Some(ip), _) => ip,
+        // A proxy is configured but did not say: one bucket for all such requests.
+        (None, Some(_)) => IpAddr::from([0, 0, 0, 0]),
+        (None, None) => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())?,
+    };
+    Some(match ip {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
+        }
+        v4 => v4,
+    })
 }

@@ -69,6 +69,14 @@ async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Respons
             .get(header::CONTENT_TYPE)
             .is_none_or(|v| v != "application/problem+json")
     {
+        // A read that ran out of time changed nothing: that is a 503. (A change's time-out is
+        // a 504: it may still take effect.)
+        let status =
+            if status == StatusCode::GATEWAY_TIMEOUT && matches!(method.as_str(), "GET" | "HEAD") {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                status
+            };
         let detail = status.canonical_reason().unwrap_or("error").to_owned();
         let detail = if status == StatusCode::GATEWAY_TIMEOUT {
             "the request ran out of time; a change it asked for may still take effect: retry \
@@ -117,6 +125,11 @@ pub fn router(
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limit::per_token,
+        ))
+        // Outermost: a client that makes up tokens is limited by its address first.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit::per_client,
         ));
     let open = Router::new()
         .route("/queue/tokens", post(routes::enqueue))

@@ -21,13 +21,27 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Run a change to its end in a task of its own. The request's time limit drops the handler,
 /// not this task: a change that started is finished, never cut off between its steps, and the
 /// caller, answered `504 outcome_unknown`, learns the outcome by retrying with the same
-/// `Idempotency-Key`.
-async fn detached<T, F>(change: F) -> ApiResult<T>
+/// `Idempotency-Key`. At most [`Limits::with_changes_in_flight`](super::limit::Limits) changes
+/// run at once: past it a change is refused `503 unavailable` before it starts (nothing
+/// changed), so work cannot pile up behind a slow store.
+async fn detached<T, F>(s: &AppState, change: F) -> ApiResult<T>
 where
     F: std::future::Future<Output = ticketing::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    match tokio::spawn(change).await {
+    let Ok(permit) = s.limits.changes.clone().try_acquire_owned() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ticketing::ErrorCode::Unavailable.as_str(),
+            "too many changes in flight; nothing was changed, retry later",
+        ));
+    };
+    let task = tokio::spawn(async move {
+        let result = change.await;
+        drop(permit);
+        result
+    });
+    match task.await {
         Ok(result) => result.map_err(ApiError::from),
         Err(e) => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
@@ -45,7 +59,7 @@ pub async fn enqueue(
     ApiJson(body): ApiJson<EnqueueBody>,
 ) -> ApiResult<Response> {
     let service = s.service.clone();
-    let (ticket, created) = detached(async move {
+    let (ticket, created) = detached(&s, async move {
         service
             .enqueue(UserId(body.user_id), ConcertId(body.concert_id))
             .await
@@ -133,7 +147,7 @@ pub async fn hold(
         idempotency_key: key,
     };
     let service = s.service.clone();
-    let reservation = detached(async move { service.hold(request).await }).await?;
+    let reservation = detached(&s, async move { service.hold(request).await }).await?;
     metrics::counter!("ticketing_holds_total").increment(1);
     Ok((
         StatusCode::CREATED,
@@ -160,7 +174,7 @@ pub async fn cancel(
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult<Json<ReservationView>> {
     let service = s.service.clone();
-    let r = detached(async move {
+    let r = detached(&s, async move {
         service
             .cancel(UserId(body.user_id), ReservationId(id))
             .await
@@ -197,7 +211,7 @@ pub async fn pay(
         idempotency_key: key,
     };
     let service = s.service.clone();
-    let payment = detached(async move { service.pay(request).await }).await?;
+    let payment = detached(&s, async move { service.pay(request).await }).await?;
     metrics::counter!("ticketing_confirms_total").increment(1);
     Ok((StatusCode::CREATED, Json(PaymentView::from(payment))).into_response())
 }
@@ -211,7 +225,7 @@ pub async fn charge(
     ApiJson(body): ApiJson<ChargeBody>,
 ) -> ApiResult<Json<BalanceView>> {
     let service = s.service.clone();
-    let balance = detached(async move {
+    let balance = detached(&s, async move {
         service
             .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
             .await

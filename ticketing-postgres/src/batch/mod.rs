@@ -362,7 +362,7 @@ async fn execute(
         Ok(()) => Ok(answers),
         // The server refused the commit (serialization, a deferred constraint): it did not
         // happen. Any other error (a FATAL, a lost connection) leaves the outcome unknown.
-        Err(e) if matches!(code(&e).as_deref(), Some(c) if c.starts_with("40") || c.starts_with("23")) => {
+        Err(e) if matches!(code(&e).as_deref(), Some(c) if (c.starts_with("40") && c != "40003") || c.starts_with("23")) => {
             Err(Failure::BeforeCommit(e))
         }
         Err(e) => Err(Failure::AtCommit(e)),
