@@ -32,11 +32,12 @@ for round in $(seq 1 "$ROUNDS"); do
     --seats 100000 --concurrency 64 --holds-only --max-seconds 600 --quiet --json \
     | jq -c '.runs[0] | {buyers, holds, conflicts, errors, oversold_seats, elapsed_s: (.elapsed_s|floor)}'
   echo "round $round: rush took $(( $(date +%s) - start )) s; server RSS right after: $(rss $SERVER) KiB"
+  curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^ticketing_memory_records' || true
   # Admissions lapse after ACTIVE and are forgotten ACTIVE later; holds expire after WINDOW.
   for minute in $(seq 1 $(( (2 * ACTIVE + WINDOW + 59) / 60 ))); do
     sleep 60
     echo "  +${minute} min: server RSS $(rss $SERVER) KiB"
   done
   echo "round $round: server RSS after the window: $(rss $SERVER) KiB"
-  curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^ticketing_(queue_waiting|queue_admitted|expiries_total|pruned_total)' || true
+  curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^ticketing_(memory_records|expiries_total)' || true
 done

@@ -52,4 +52,4 @@ mod sync;
 pub use lock::MemoryLockManager;
 pub use queue::MemoryQueue;
 pub use seat_table::Strategy;
-pub use store::MemoryStore;
+pub use store::{MemoryStore, StoreSizes};

@@ -58,6 +58,12 @@ impl MemoryQueue {
         }
     }
 
+    /// How many tokens the queue remembers now (waiting, admitted, lapsed but not yet
+    /// forgotten), for gauges: what its memory follows.
+    pub fn remembered_tokens(&self) -> usize {
+        lock(&self.state).entries.len()
+    }
+
     fn ticket(&self, state: &State, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket> {
         let entry = state
             .entries

@@ -102,6 +102,20 @@ struct Outbox {
     pending: BTreeMap<u64, OutboxRecord>,
 }
 
+/// How many records a [`MemoryStore`] keeps ([`MemoryStore::sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreSizes {
+    /// Users with points, reservations or idempotency records.
+    pub users: usize,
+    /// Reservations, whatever their status (a user's history).
+    pub reservations: usize,
+    /// Idempotency records not yet past the retention window.
+    pub idempotency_records: usize,
+    /// Outbox events not yet acknowledged.
+    pub outbox_pending: usize,
+}
+
 /// The embedded store: everything in process memory, nothing survives a restart.
 ///
 /// Seat writes are guarded by the [`Strategy`] chosen at construction; a user's wallet,
@@ -149,6 +163,18 @@ impl MemoryStore {
     #[cfg(feature = "optimistic")]
     pub fn optimistic() -> Self {
         Self::new(Strategy::Optimistic { max_retries: 16 })
+    }
+
+    /// How many records the store keeps now, for gauges: what its memory follows.
+    pub fn sizes(&self) -> StoreSizes {
+        let users: Vec<_> = read(&self.inner.users).values().cloned().collect();
+        let reservations = users.iter().map(|b| lock(b).reservations.0.len()).sum();
+        StoreSizes {
+            users: users.len(),
+            reservations,
+            idempotency_records: lock(&self.inner.idempotency_log).len(),
+            outbox_pending: lock(&self.inner.outbox).pending.len(),
+        }
     }
 
     /// The strategy guarding seat writes.

@@ -43,17 +43,22 @@ pub struct Backends {
     pub retention: chrono::Duration,
     /// The database's clock the service follows (PostgreSQL store), to re-sync on a timer.
     pub database_clock: Option<DatabaseClock>,
+    /// The memory store and queue, when configured, for gauges of what they keep.
+    pub memory: (Option<MemoryStore>, Option<MemoryQueue>),
 }
 
 /// The backends the configuration describes, with the demo catalog seeded if the store is empty.
 pub async fn build(config: &Config) -> Result<Backends, Error> {
     let mut database_clock = None;
+    let mut memory_store = None;
     let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
-        (StoreKind::Memory, StrategyKind::Pessimistic | StrategyKind::DistributedLock) => {
-            Arc::new(MemoryStore::new(Strategy::Pessimistic))
-        }
-        (StoreKind::Memory, StrategyKind::Optimistic) => {
-            Arc::new(MemoryStore::new(Strategy::Optimistic { max_retries: 16 }))
+        (StoreKind::Memory, strategy) => {
+            let store = MemoryStore::new(match strategy {
+                StrategyKind::Optimistic => Strategy::Optimistic { max_retries: 16 },
+                StrategyKind::Pessimistic | StrategyKind::DistributedLock => Strategy::Pessimistic,
+            });
+            memory_store = Some(store.clone());
+            Arc::new(store)
         }
         (StoreKind::Postgres, strategy) => {
             let pg = PgConfig {
@@ -112,13 +117,18 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         max_active: config.queue_max_active,
         active_ttl: Duration::seconds(i64::from(config.queue_active_ttl_secs)),
     };
+    let mut memory_queue = None;
     let queue: Arc<dyn WaitingQueue> = match (config.queue, redis) {
         (QueueKind::Redis, Some(conn)) => Arc::new(RedisQueue::new(
             conn,
             config.redis_prefix.clone(),
             queue_config,
         )),
-        _ => Arc::new(MemoryQueue::new(queue_config)),
+        _ => {
+            let queue = MemoryQueue::new(queue_config);
+            memory_queue = Some(queue.clone());
+            Arc::new(queue)
+        }
     };
     if store.concerts().await?.is_empty() {
         let catalog = demo_catalog(config.demo_concerts, config.demo_seats, Points(50_000));
@@ -149,5 +159,6 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         relay_lock: locks,
         retention: chrono::Duration::seconds(i64::from(config.retention_secs)),
         database_clock,
+        memory: (memory_store, memory_queue),
     })
 }

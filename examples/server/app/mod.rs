@@ -203,10 +203,26 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
     };
     let sweeper = {
         let sweeper = ExpirySweeper::new(service.store().clone(), service.clock().clone(), 1_000);
+        let (store, queue) = backends.memory.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                // What the memory backends keep, so an operator sees it follow the load.
+                if let Some(sizes) = store.as_ref().map(|s| s.sizes()) {
+                    for (kind, n) in [
+                        ("users", sizes.users),
+                        ("reservations", sizes.reservations),
+                        ("idempotency_records", sizes.idempotency_records),
+                        ("outbox_pending", sizes.outbox_pending),
+                    ] {
+                        metrics::gauge!("ticketing_memory_records", "kind" => kind).set(n as f64);
+                    }
+                }
+                if let Some(n) = queue.as_ref().map(|q| q.remembered_tokens()) {
+                    metrics::gauge!("ticketing_memory_records", "kind" => "queue_tokens")
+                        .set(n as f64);
+                }
                 match sweeper.run_once().await {
                     Ok(ids) => {
                         metrics::counter!("ticketing_expiries_total").increment(ids.len() as u64)
