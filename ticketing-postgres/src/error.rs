@@ -35,6 +35,14 @@ pub(crate) fn code(e: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// Whether a failed `COMMIT` was refused by the server, so the transaction did not happen
+/// (serialization failure, deadlock, a deferred constraint). Any other failure, a lost
+/// connection above all, leaves the outcome unknown. 40003 (statement completion unknown) is
+/// the one class-40 code that is not a refusal.
+pub(crate) fn commit_refused(e: &sqlx::Error) -> bool {
+    matches!(code(e).as_deref(), Some(c) if (c.starts_with("40") && c != "40003") || c.starts_with("23"))
+}
+
 /// Map a database error: constraint violations are the caller's fault (`invalid_request`),
 /// everything else means the store is unavailable, with whether a retry may help.
 pub(crate) fn db(e: sqlx::Error) -> Error {

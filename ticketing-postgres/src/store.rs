@@ -20,7 +20,7 @@ use uuid::Uuid;
 #[cfg(feature = "pessimistic")]
 use crate::LockWait;
 use crate::batch::{Batcher, Command, Outcome};
-use crate::error::{Fail, code, db};
+use crate::error::{Fail, code, commit_refused, db};
 use crate::rows::{self, SeatRow};
 use crate::{PgConfig, PgStrategy};
 
@@ -705,15 +705,16 @@ fn in_row_order(rows: &[SeatRow], wanted: &[SeatId], next: &[SeatState]) -> Vec<
 /// Commit a command's transaction. A commit the server refused (serialization, a deferred
 /// constraint) did not happen; one that got no answer (a lost connection) may have.
 async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), Fail> {
-    tx.commit().await.map_err(|e| match code(&e).as_deref() {
-        // 40003: statement completion unknown, the one class-40 code that is not a refusal.
-        Some(c) if (c.starts_with("40") && c != "40003") || c.starts_with("23") => Fail::from(e),
-        _ => Fail::Err(Error::OutcomeUnknown {
+    tx.commit().await.map_err(|e| {
+        if commit_refused(&e) {
+            return Fail::from(e);
+        }
+        Fail::Err(Error::OutcomeUnknown {
             message: "the commit got no answer: it may have happened; retry with the same \
                       idempotency key"
                 .into(),
             source: Some(e.into()),
-        }),
+        })
     })
 }
 

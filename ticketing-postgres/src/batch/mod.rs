@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 pub(crate) use state::{Command, Outcome};
 
-use crate::error::{code, db};
+use crate::error::{code, commit_refused, db};
 
 /// Settings of the group-commit mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,9 +362,7 @@ async fn execute(
         Ok(()) => Ok(answers),
         // The server refused the commit (serialization, a deferred constraint): it did not
         // happen. Any other error (a FATAL, a lost connection) leaves the outcome unknown.
-        Err(e) if matches!(code(&e).as_deref(), Some(c) if (c.starts_with("40") && c != "40003") || c.starts_with("23")) => {
-            Err(Failure::BeforeCommit(e))
-        }
+        Err(e) if commit_refused(&e) => Err(Failure::BeforeCommit(e)),
         Err(e) => Err(Failure::AtCommit(e)),
     }
 }
