@@ -9,6 +9,11 @@
 
 mod app;
 
+/// glibc's allocator took ~11% of the CPU in a PostgreSQL rush over HTTP (`_int_malloc`,
+/// `unlink_chunk`, `malloc_consolidate`); mimalloc's thread-local free lists do not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use clap::Parser;

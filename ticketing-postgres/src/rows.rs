@@ -39,6 +39,11 @@ fn corrupt(what: &str) -> sqlx::Error {
 }
 
 pub(crate) fn seat(row: &PgRow) -> Result<SeatRow, sqlx::Error> {
+    seat_at(row, "id")
+}
+
+/// A seat from a row whose seat id is in column `id_column`.
+pub(crate) fn seat_at(row: &PgRow, id_column: &str) -> Result<SeatRow, sqlx::Error> {
     let status: String = row.try_get("status")?;
     let reservation: Option<Uuid> = row.try_get("reservation_id")?;
     let until: Option<DateTime<Utc>> = row.try_get("held_until")?;
@@ -56,7 +61,7 @@ pub(crate) fn seat(row: &PgRow) -> Result<SeatRow, sqlx::Error> {
     let fence: Option<i64> = row.try_get("fence")?;
     Ok(SeatRow {
         seat: Seat {
-            id: SeatId(row.try_get("id")?),
+            id: SeatId(row.try_get(id_column)?),
             option_id: OptionId(row.try_get("option_id")?),
             seat_no: row.try_get("seat_no")?,
             grade: row.try_get("grade")?,
@@ -84,6 +89,11 @@ pub(crate) fn status_str(s: ReservationStatus) -> &'static str {
 }
 
 pub(crate) fn reservation(row: &PgRow) -> Result<Reservation, sqlx::Error> {
+    reservation_at(row, "id")
+}
+
+/// A reservation from a row whose reservation id is in column `id_column`.
+pub(crate) fn reservation_at(row: &PgRow, id_column: &str) -> Result<Reservation, sqlx::Error> {
     let status: String = row.try_get("status")?;
     let status = match status.as_str() {
         "held" => ReservationStatus::Held,
@@ -95,7 +105,7 @@ pub(crate) fn reservation(row: &PgRow) -> Result<Reservation, sqlx::Error> {
     let seat_ids: Vec<i64> = row.try_get("seat_ids")?;
     let payment: Option<Uuid> = row.try_get("payment_id")?;
     Ok(Reservation {
-        id: ReservationId(row.try_get("id")?),
+        id: ReservationId(row.try_get(id_column)?),
         user_id: UserId(row.try_get("user_id")?),
         option_id: OptionId(row.try_get("option_id")?),
         seat_ids: seat_ids.into_iter().map(SeatId).collect(),

@@ -92,7 +92,8 @@ pub struct Config {
     pub pg_pool: u32,
     /// PostgreSQL group commit: batch workers (each runs one shared transaction at a time);
     /// 0 runs every command in a transaction of its own.
-    #[arg(long, env = "TICKETING_PG_BATCH", default_value_t = 4)]
+    /// (2: one batch commits while the next loads and writes; see BatchConfig::workers).
+    #[arg(long, env = "TICKETING_PG_BATCH", default_value_t = 2)]
     pub pg_batch: usize,
     /// PostgreSQL group commit: the most commands one batch takes.
     #[arg(long, env = "TICKETING_PG_BATCH_MAX", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]

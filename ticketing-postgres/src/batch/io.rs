@@ -1,11 +1,11 @@
 //! The batch's statements: load and lock everything its commands need, then write what they
 //! changed. A constant number of set-based statements whatever the batch's size.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
-use ticketing_core::{IdempotencyRecord, OptionId, ReservationId, SeatId, StoredOutcome, UserId};
+use ticketing_core::{IdempotencyRecord, OptionId, SeatId, StoredOutcome, UserId};
 
 use super::state::{Command, SeatSlot, State};
 use crate::rows;
@@ -17,27 +17,16 @@ macro_rules! sql {
 }
 
 /// Load and lock, in the one global order (wallets, reservations, seats; each ascending), every
-/// row the commands need. `skip_locked`: seats wanted only by holds are skipped if another
-/// transaction has them locked (the NOWAIT flavour).
+/// row the commands need: one call of the `batch_load` function (its migration says what it
+/// returns). `skip_locked`: seats wanted only by holds are skipped if another transaction has
+/// them locked (the NOWAIT flavour).
 pub(crate) async fn load(
     conn: &mut PgConnection,
     cmds: &[&Command],
     skip_locked: bool,
 ) -> Result<State, sqlx::Error> {
-    let mut state = State::default();
-
-    // 1. Wallets: every command's user. Create the missing ones first (ascending), then lock
-    //    all of them in one ascending statement, so the lock order holds for new users too.
     let users: BTreeSet<i64> = cmds.iter().map(|c| c.user().0).collect();
-    let users: Vec<i64> = users.into_iter().collect();
-    sqlx::query(sql!("batch_wallets_create"))
-        .bind(&users)
-        .execute(&mut *conn)
-        .await?;
-    lock_wallets(conn, &users, &mut state).await?;
-
-    // 2. Reservations named by payments and cancels, and the live ones of capped holders.
-    let named: Vec<uuid::Uuid> = cmds
+    let named: BTreeSet<uuid::Uuid> = cmds
         .iter()
         .filter_map(|c| c.reservation())
         .map(|r| r.0)
@@ -49,150 +38,85 @@ pub(crate) async fn load(
             _ => None,
         })
         .collect();
-    let capped: Vec<i64> = capped.into_iter().collect();
-    if !named.is_empty() || !capped.is_empty() {
-        let found = sqlx::query(sql!("batch_reservations_lock"))
-            .bind(&named)
-            .bind(&capped)
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in &found {
-            let r = rows::reservation(row)?;
-            state.loaded_status.insert(r.id, r.status);
-            state.reservations.insert(r.id, r);
+    let mut held: BTreeSet<i64> = BTreeSet::new();
+    let mut options: BTreeSet<i64> = BTreeSet::new();
+    for c in cmds {
+        if let Command::Hold(h) = c {
+            held.extend(h.seat_ids.iter().map(|s| s.0));
+            options.insert(h.option_id.0);
         }
     }
-
-    // 3. Seats: those of the named reservations (always waited for), then those only holds
-    //    want (skipped when locked, under NOWAIT).
-    let mut waited: BTreeSet<i64> = named
-        .iter()
-        .filter_map(|id| state.reservations.get(&ReservationId(*id)))
-        .flat_map(|r| r.seat_ids.iter().map(|s| s.0))
-        .collect();
-    let held: BTreeSet<i64> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            Command::Hold(h) => Some(h.seat_ids.iter().map(|s| s.0)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let mut skippable: Vec<i64> = Vec::new();
-    if skip_locked {
-        skippable = held.difference(&waited).copied().collect();
-    } else {
-        waited.extend(held.iter().copied());
-    }
-    let waited: Vec<i64> = waited.into_iter().collect();
-    if !waited.is_empty() {
-        lock_seats(conn, sql!("batch_seats_lock"), &waited, &mut state).await?;
-    }
-    if !skippable.is_empty() {
-        lock_seats(conn, sql!("batch_seats_lock_skip"), &skippable, &mut state).await?;
-        let absent: Vec<i64> = skippable
-            .iter()
-            .filter(|id| !state.seats.contains_key(&SeatId(**id)))
-            .copied()
-            .collect();
-        if !absent.is_empty() {
-            let exist: Vec<i64> = sqlx::query_scalar(sql!("batch_seats_exist"))
-                .bind(&absent)
-                .fetch_all(&mut *conn)
-                .await?;
-            state.skipped = exist.into_iter().map(SeatId).collect();
-        }
-    }
-
-    // 4. Options, only for holds naming a seat of another option (not_found vs invalid).
-    let odd: HashSet<i64> = cmds
-        .iter()
-        .filter_map(|c| match c {
-            Command::Hold(h)
-                if h.seat_ids.iter().any(|s| {
-                    state
-                        .seats
-                        .get(s)
-                        .is_some_and(|slot| slot.seat.option_id != h.option_id)
-                }) =>
-            {
-                Some(h.option_id.0)
-            }
-            _ => None,
-        })
-        .collect();
-    if !odd.is_empty() {
-        let odd: Vec<i64> = odd.into_iter().collect();
-        let exist: Vec<i64> = sqlx::query_scalar(sql!("batch_options_exist"))
-            .bind(&odd)
-            .fetch_all(&mut *conn)
-            .await?;
-        state.options = exist.into_iter().map(OptionId).collect();
-    }
-
-    // 5. Idempotency records of the keys the batch carries.
-    let keys: Vec<(i64, String)> = cmds
+    let keys: BTreeSet<(i64, &str)> = cmds
         .iter()
         .filter_map(|c| c.key())
-        .map(|k| (k.user_id.0, k.key.clone()))
+        .map(|k| (k.user_id.0, k.key.as_str()))
         .collect();
-    if !keys.is_empty() {
-        let found = sqlx::query(sql!("batch_idempotency_get"))
-            .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-            .bind(keys.iter().map(|k| k.1.clone()).collect::<Vec<_>>())
-            .fetch_all(&mut *conn)
-            .await?;
-        for row in &found {
-            let user: i64 = row.try_get("user_id")?;
-            let key: String = row.try_get("key")?;
-            let record = IdempotencyRecord {
-                fingerprint: row.try_get("fingerprint")?,
-                outcome: row.try_get::<Json<StoredOutcome>, _>("outcome")?.0,
-            };
-            state.keys.insert((UserId(user), key), record);
-        }
-    }
-    Ok(state)
-}
-
-async fn lock_wallets(
-    conn: &mut PgConnection,
-    users: &[i64],
-    state: &mut State,
-) -> Result<(), sqlx::Error> {
-    let found = sqlx::query(sql!("batch_wallets_lock"))
-        .bind(users)
+    let found = sqlx::query(sql!("batch_load"))
+        .bind(users.into_iter().collect::<Vec<_>>())
+        .bind(named.into_iter().collect::<Vec<_>>())
+        .bind(capped.into_iter().collect::<Vec<_>>())
+        .bind(held.into_iter().collect::<Vec<_>>())
+        .bind(skip_locked)
+        .bind(options.into_iter().collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
-    for row in &found {
-        let user: i64 = row.try_get("user_id")?;
-        let balance: i64 = row.try_get("balance")?;
-        state
-            .wallets
-            .insert(UserId(user), ticketing_core::Points(balance));
-    }
-    Ok(())
-}
 
-async fn lock_seats(
-    conn: &mut PgConnection,
-    query: &'static str,
-    ids: &[i64],
-    state: &mut State,
-) -> Result<(), sqlx::Error> {
-    let found = sqlx::query(query).bind(ids).fetch_all(&mut *conn).await?;
+    let mut state = State::default();
+    let mut existing: Vec<SeatId> = Vec::new();
     for row in &found {
-        let r = rows::seat(row)?;
-        state.seats.insert(
-            r.seat.id,
-            SeatSlot {
-                seat: r.seat,
-                state: r.state,
-                fence: r.fence,
-            },
-        );
+        let kind: &str = row.try_get("kind")?;
+        match kind {
+            "w" => {
+                let user: i64 = row.try_get("user_id")?;
+                let balance: i64 = row.try_get("balance")?;
+                state
+                    .wallets
+                    .insert(UserId(user), ticketing_core::Points(balance));
+            }
+            "r" => {
+                let r = rows::reservation_at(row, "reservation_id")?;
+                state.loaded_status.insert(r.id, r.status);
+                state.reservations.insert(r.id, r);
+            }
+            "s" => {
+                let r = rows::seat_at(row, "seat_id")?;
+                state.seats.insert(
+                    r.seat.id,
+                    SeatSlot {
+                        seat: r.seat,
+                        state: r.state,
+                        fence: r.fence,
+                    },
+                );
+            }
+            "x" => existing.push(SeatId(row.try_get("seat_id")?)),
+            "o" => {
+                state.options.insert(OptionId(row.try_get("option_id")?));
+            }
+            "k" => {
+                let user: i64 = row.try_get("user_id")?;
+                let key: String = row.try_get("key")?;
+                let record = IdempotencyRecord {
+                    fingerprint: row.try_get("fingerprint")?,
+                    outcome: row.try_get::<Json<StoredOutcome>, _>("outcome")?.0,
+                };
+                state.keys.insert((UserId(user), key), record);
+            }
+            other => {
+                return Err(sqlx::Error::Decode(
+                    format!("batch_load returned a row of unknown kind {other:?}").into(),
+                ));
+            }
+        }
     }
-    Ok(())
+    // Seats that exist but were not locked: another transaction had them (NOWAIT).
+    state.skipped = existing
+        .into_iter()
+        .filter(|id| !state.seats.contains_key(id))
+        .collect();
+    Ok(state)
 }
 
 fn to_sql_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {

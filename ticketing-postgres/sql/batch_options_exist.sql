@@ -1,1 +1,0 @@
-SELECT id FROM show_options WHERE id = ANY($1)
