@@ -155,6 +155,11 @@ impl TicketingService {
         }
     }
 
+    /// Whether holds and payments need an admitted queue token.
+    fn gates(&self) -> bool {
+        self.queue.is_some() && self.config.require_queue_token
+    }
+
     /// Check that `token` is admitted for `user` and `concert`, when the queue gates.
     async fn gate(
         &self,
@@ -162,11 +167,7 @@ impl TicketingService {
         user: UserId,
         concert: ConcertId,
     ) -> Result<()> {
-        let Some(queue) = self
-            .queue
-            .as_ref()
-            .filter(|_| self.config.require_queue_token)
-        else {
+        let Some(queue) = self.queue.as_ref().filter(|_| self.gates()) else {
             return Ok(());
         };
         let token = token.ok_or(Error::QueueTokenRequired)?;
@@ -253,14 +254,19 @@ impl TicketingService {
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             return outcome.into_payment();
         }
-        let now = self.clock.now();
-        let reservation = self.store.reservation(req.reservation_id, now).await?;
-        if reservation.user_id != req.user_id {
-            return Err(Error::Forbidden);
+        // The queue gate needs the reservation's concert; without a gate the store's confirm
+        // makes the same checks (not found, not the owner) in its own atomic step, so the read
+        // would only cost a round trip.
+        if self.gates() {
+            let now = self.clock.now();
+            let reservation = self.store.reservation(req.reservation_id, now).await?;
+            if reservation.user_id != req.user_id {
+                return Err(Error::Forbidden);
+            }
+            let option = self.store.option(reservation.option_id).await?;
+            self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
+                .await?;
         }
-        let option = self.store.option(reservation.option_id).await?;
-        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
-            .await?;
         self.store
             .confirm(ConfirmCommand {
                 reservation_id: req.reservation_id,

@@ -204,12 +204,41 @@ async fn the_store_gets_sorted_seats_the_ttl_and_the_cap() {
 
 #[tokio::test]
 async fn paying_someone_elses_reservation_never_confirms() {
+    // With a gating queue the service reads the reservation (it needs its concert) and refuses
+    // before the store is asked to confirm.
     let theirs = reservation(UserId(99));
     let mut store = MockTicketStore::new();
     store
         .expect_reservation()
         .returning(move |_, _| Ok(theirs.clone()));
     store.expect_confirm().never();
+    let mut queue = MockWaitingQueue::new();
+    queue.expect_status().never();
+    let s = service(store).with_queue(Arc::new(queue));
+    let req = PayRequest {
+        user_id: UserId(7),
+        reservation_id: ReservationId::new(),
+        queue_token: Some(QueueToken("t".into())),
+        idempotency_key: None,
+    };
+    assert_eq!(
+        s.pay(req).await.expect_err("forbidden").code(),
+        ErrorCode::Forbidden
+    );
+}
+
+#[tokio::test]
+async fn without_a_gate_a_payment_is_one_store_call() {
+    // No queue gates: the store's confirm checks the owner in its own atomic step (the
+    // conformance case `paying_anothers_reservation_is_forbidden` holds every store to it), so the
+    // service does not read the reservation first.
+    let mut store = MockTicketStore::new();
+    store.expect_reservation().never();
+    store.expect_option().never();
+    store
+        .expect_confirm()
+        .times(1)
+        .returning(|_| Err(Error::Forbidden));
     let s = service(store);
     let req = PayRequest {
         user_id: UserId(7),

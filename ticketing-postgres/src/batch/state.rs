@@ -95,7 +95,8 @@ pub(crate) struct State {
     pub seats: BTreeMap<SeatId, SeatSlot>,
     /// Seats that exist but were skipped because another transaction had them locked (NOWAIT).
     pub skipped: HashSet<SeatId>,
-    /// Options known to exist (looked up only for holds naming seats of another option).
+    /// Options known to exist (those the batch's holds name; read only when a hold names seats
+    /// of another option, to tell an unknown option from a seat of another one).
     pub options: HashSet<OptionId>,
     /// Idempotency records found, then the ones written by this batch.
     pub keys: HashMap<(UserId, String), IdempotencyRecord>,
