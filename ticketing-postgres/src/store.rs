@@ -114,7 +114,10 @@ impl PgStore {
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Fail> {
-        Ok(self.pool.begin().await?)
+        Ok(self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(sql!("command_begin")))
+            .await?)
     }
 
     /// Load (and, pessimistically, lock) seats in id order; missing ids are `not_found`.
