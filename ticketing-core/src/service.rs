@@ -83,6 +83,7 @@ pub struct TicketingService {
     queue: Option<Arc<dyn WaitingQueue>>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
+    owners: owners::Owners,
 }
 
 fn positive(id: i64, what: &str) -> Result<()> {
@@ -101,6 +102,7 @@ impl TicketingService {
             queue: None,
             clock: Arc::new(SystemClock),
             config,
+            owners: owners::Owners::new(),
         }
     }
 
@@ -229,6 +231,7 @@ impl TicketingService {
                 fence: None,
             })
             .await?;
+        self.owners.remember(made.id, made.user_id, made.option_id);
         if made.id == reservation_id {
             Ok(made)
         } else {
@@ -254,16 +257,24 @@ impl TicketingService {
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             return outcome.into_payment();
         }
-        // The queue gate needs the reservation's concert; without a gate the store's confirm
-        // makes the same checks (not found, not the owner) in its own atomic step, so the read
-        // would only cost a round trip.
+        // The queue gate needs the reservation's owner and option (for its concert): known from
+        // the hold this service made, or read once and kept (they never change). Without a gate
+        // the store's confirm makes the same checks (not found, not the owner) in its own
+        // atomic step, so a read would only cost a round trip.
         if self.gates() {
-            let now = self.clock.now();
-            let reservation = self.store.reservation(req.reservation_id, now).await?;
-            if reservation.user_id != req.user_id {
+            let (owner, option) = match self.owners.get(req.reservation_id) {
+                Some(known) => known,
+                None => {
+                    let now = self.clock.now();
+                    let r = self.store.reservation(req.reservation_id, now).await?;
+                    self.owners.remember(r.id, r.user_id, r.option_id);
+                    (r.user_id, r.option_id)
+                }
+            };
+            if owner != req.user_id {
                 return Err(Error::Forbidden);
             }
-            let option = self.store.option(reservation.option_id).await?;
+            let option = self.store.option(option).await?;
             self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
                 .await?;
         }
@@ -383,6 +394,8 @@ impl TicketingService {
         self.store.expire_due(self.clock.now(), limit).await
     }
 }
+
+mod owners;
 
 #[cfg(test)]
 mod tests;

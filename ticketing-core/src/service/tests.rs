@@ -227,6 +227,92 @@ async fn paying_someone_elses_reservation_never_confirms() {
     );
 }
 
+fn admitting_queue(times: usize) -> MockWaitingQueue {
+    let mut queue = MockWaitingQueue::new();
+    queue.expect_status().times(times).returning(|token, _| {
+        Ok(QueueTicket {
+            token: token.clone(),
+            user_id: UserId(7),
+            concert_id: ConcertId(1),
+            status: QueueStatus::Admitted {
+                until: Utc::now() + Duration::minutes(5),
+            },
+            estimated_wait_seconds: 0,
+        })
+    });
+    queue
+}
+
+#[tokio::test]
+async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
+    // The gate needs the reservation's concert: the service knows it from the hold it made
+    // (owner and option never change), so the payment is one store call.
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    store.expect_hold().times(1).returning(|cmd| {
+        Ok(Reservation {
+            id: cmd.reservation_id,
+            ..reservation(cmd.user_id)
+        })
+    });
+    store.expect_reservation().never();
+    store.expect_confirm().times(1).returning(move |cmd| {
+        Ok(Payment {
+            id: crate::PaymentId::new(),
+            reservation_id: cmd.reservation_id,
+            user_id: cmd.user_id,
+            amount: Points(200),
+            balance: Points(0),
+            created_at: Utc::now(),
+        })
+    });
+    let s = service(store).with_queue(Arc::new(admitting_queue(2)));
+    let token = Some(QueueToken("t".into()));
+    let held = s
+        .hold(HoldRequest {
+            queue_token: token.clone(),
+            ..request(&[1, 2])
+        })
+        .await
+        .expect("hold");
+    let paid = s
+        .pay(PayRequest {
+            user_id: UserId(7),
+            reservation_id: held.id,
+            queue_token: token,
+            idempotency_key: None,
+        })
+        .await
+        .expect("pay");
+    assert_eq!(paid.reservation_id, held.id);
+}
+
+#[tokio::test]
+async fn a_payment_of_an_unknown_reservation_reads_it_once_then_knows_its_owner() {
+    // Another instance made the hold: the first payment reads it; a retry does not.
+    let theirs = reservation(UserId(99));
+    let id = theirs.id;
+    let mut store = MockTicketStore::new();
+    store
+        .expect_reservation()
+        .times(1)
+        .returning(move |_, _| Ok(theirs.clone()));
+    store.expect_confirm().never();
+    let s = service(store).with_queue(Arc::new(admitting_queue(0)));
+    for _ in 0..2 {
+        let req = PayRequest {
+            user_id: UserId(7),
+            reservation_id: id,
+            queue_token: Some(QueueToken("t".into())),
+            idempotency_key: None,
+        };
+        assert_eq!(
+            s.pay(req).await.expect_err("forbidden").code(),
+            ErrorCode::Forbidden
+        );
+    }
+}
+
 #[tokio::test]
 async fn without_a_gate_a_payment_is_one_store_call() {
     // No queue gates: the store's confirm checks the owner in its own atomic step (the
