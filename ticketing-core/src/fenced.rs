@@ -102,6 +102,22 @@ impl FencedStore {
         }
     }
 
+    /// The reservation a payment or cancel names, refused `forbidden` before any lease is taken
+    /// when `user` does not own it: someone else's request must not lease (and so delay) the
+    /// owner's seats. The store still checks the owner under the lease.
+    async fn owned(
+        &self,
+        id: ReservationId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation> {
+        let r = self.store.reservation(id, now).await?;
+        if r.user_id != user {
+            return Err(Error::Forbidden);
+        }
+        Ok(r)
+    }
+
     /// How many times confirm, cancel and keyed holds try for a busy lease before answering
     /// `unavailable` (default 200).
     pub fn with_attempts(mut self, attempts: u32) -> Self {
@@ -301,7 +317,7 @@ impl TicketStore for FencedStore {
     }
 
     async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
-        let r = self.store.reservation(cmd.reservation_id, cmd.now).await?;
+        let r = self.owned(cmd.reservation_id, cmd.user_id, cmd.now).await?;
         let keys = Self::keys(r.option_id, &r.seat_ids);
         let now = cmd.now;
         let keyed = cmd.idempotency.is_some();
@@ -326,7 +342,7 @@ impl TicketStore for FencedStore {
     }
 
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
-        let r = self.store.reservation(cmd.reservation_id, cmd.now).await?;
+        let r = self.owned(cmd.reservation_id, cmd.user_id, cmd.now).await?;
         let keys = Self::keys(r.option_id, &r.seat_ids);
         self.under_lease(keys, self.attempts, Self::busy(), |lease| async move {
             let cancelled = self
@@ -388,3 +404,6 @@ impl TicketStore for FencedStore {
         self.store.health().await
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,5 +5,9 @@
 --   per-command hold rush, 2.4% with generic plans;
 -- - enable_seqscan = off: a generic plan made while the tables are small (a fresh schema at the
 --   start of a sale) would otherwise be a sequential scan, cached as the tables grow (see
---   batch_begin.sql).
+--   batch_begin.sql). A statement text is planned once per connection, so statements run on
+--   the pool outside these transactions have texts of their own (reservation_read.sql,
+--   idempotency_read.sql). Left: a table whose statistics say it is empty (a fresh schema, or
+--   idempotency records just pruned) can still get a poor generic plan until autovacuum analyses
+--   it again (within autovacuum_naptime, 1 minute by default); `auto` mode can keep such a plan too.
 BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off

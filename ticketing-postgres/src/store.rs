@@ -888,8 +888,13 @@ impl TicketStore for PgStore {
     }
 
     async fn reservation(&self, id: ReservationId, now: DateTime<Utc>) -> Result<Reservation> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        let r = done(self.fetch_reservation(&mut conn, id, false).await)?;
+        let row = sqlx::query(sql!("reservation_read"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("reservation", id))?;
+        let r = rows::reservation(&row).map_err(db)?;
         Ok(rules::effective(&r, now))
     }
 
@@ -936,7 +941,7 @@ impl TicketStore for PgStore {
         user: UserId,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>> {
-        let row = sqlx::query(sql!("idempotency_get"))
+        let row = sqlx::query(sql!("idempotency_read"))
             .bind(user.0)
             .bind(key)
             .fetch_optional(&self.pool)

@@ -154,9 +154,12 @@ impl Fixture {
         let before = self.store.batch_stats().expect("batched");
         plug.conn.rollback().await.expect("unplug");
         plug.charge.await.expect("join").expect("plug charge");
-        // Wait until the queued commands have been taken.
+        // Wait until the queued commands have been taken and counted (a worker drains the
+        // queue first and counts what it took just after, so `waiting == 0` alone can be seen
+        // before the count).
         for _ in 0..500 {
-            if self.store.batch_stats().expect("batched").waiting == 0 {
+            let now = self.store.batch_stats().expect("batched");
+            if now.waiting == 0 && now.commands - before.commands >= n {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -7,7 +7,8 @@ use quick_cache::sync::Cache;
 
 use crate::{OptionId, ReservationId, UserId};
 
-/// The owner and option of recent reservations, bounded (least recently used entries go).
+/// The owner and option of recent reservations, bounded (the cache evicts the entries least
+/// likely to be used again).
 ///
 /// A payment through a gating queue must know the reservation's concert before it reaches the
 /// store; without this every payment read its reservation first (one round trip and one
