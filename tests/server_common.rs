@@ -76,6 +76,8 @@ pub async fn serve(
 pub struct Answer {
     pub status: StatusCode,
     pub content_type: String,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -104,11 +106,17 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = resp.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Answer {
             status,
             content_type,
+            retry_after,
             body,
         }
     }

@@ -20,12 +20,14 @@ use ticketing::{
 
 /// A store whose changes are slow: with `start_late`, a change waits `delay` before it is
 /// applied (a busy pool); otherwise it is applied at once and its answer comes back `delay`
-/// later (a slow network, a long commit).
+/// later (a slow network, a long commit). With `reads_late`, the list of concerts (a read) is
+/// answered `delay` late too.
 #[derive(Debug)]
 struct SlowAnswers {
     inner: Arc<dyn TicketStore>,
     delay: Duration,
     start_late: bool,
+    reads_late: bool,
 }
 
 impl SlowAnswers {
@@ -49,7 +51,11 @@ impl TicketStore for SlowAnswers {
         self.inner.seed(catalog).await
     }
     async fn concerts(&self) -> Result<Vec<Concert>> {
-        self.inner.concerts().await
+        let r = self.inner.concerts().await;
+        if self.reads_late {
+            tokio::time::sleep(self.delay).await;
+        }
+        r
     }
     async fn concert(&self, concert: ConcertId) -> Result<Concert> {
         self.inner.concert(concert).await
@@ -132,6 +138,7 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
             inner: base.service.store().clone(),
             delay,
             start_late: false,
+            reads_late: false,
         }),
         Default::default(),
     );
@@ -196,6 +203,7 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
             inner: base.service.store().clone(),
             delay: Duration::from_millis(1_500),
             start_late: true,
+            reads_late: false,
         }),
         Default::default(),
     );
@@ -300,6 +308,8 @@ async fn one_client_cannot_flood_the_open_endpoints() {
             .await;
         if a.status == StatusCode::TOO_MANY_REQUESTS {
             a.problem(429, "rate_limited");
+            // 5 a second: the bucket lets one through again within a second.
+            assert_eq!(a.retry_after.as_deref(), Some("1"), "{}", a.body);
             limited += 1;
         } else {
             assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
@@ -376,4 +386,60 @@ async fn the_client_address_a_proxy_reports_is_the_key() {
         "{} let through in {elapsed:.2} s",
         10 - limited
     );
+}
+
+/// A read that runs out of time is `503 unavailable` (nothing changed) and says when to try
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_runs_out_of_time_is_unavailable_with_retry_after() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let slow = TicketingService::new(
+        Arc::new(SlowAnswers {
+            inner: base.service.store().clone(),
+            delay: Duration::from_millis(600),
+            start_late: false,
+            reads_late: true,
+        }),
+        Default::default(),
+    );
+    let s = serve(
+        slow,
+        Duration::from_millis(150),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+    )
+    .await;
+    let a = s.get("/concerts").await;
+    a.problem(503, "unavailable");
+    assert_eq!(a.retry_after.as_deref(), Some("1"), "{}", a.body);
+}
+
+/// A body over the configured limit is `413 payload_too_large`, not a 400, and changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_413() {
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "10",
+        "--max-body-bytes",
+        "1024",
+    ])
+    .await;
+    let padding = "x".repeat(4096);
+    let a = s
+        .post(
+            "/point/charge",
+            json!({"user_id": 5, "amount": 100, "padding": padding}),
+            &[],
+        )
+        .await;
+    a.problem(413, "payload_too_large");
+    assert_eq!(s.get("/users/5/points").await.body["balance"], 0);
+    // Under the limit, the same charge goes through.
+    let small = s
+        .post("/point/charge", json!({"user_id": 5, "amount": 100}), &[])
+        .await;
+    assert_eq!(small.status, StatusCode::OK, "{}", small.body);
 }

@@ -56,7 +56,9 @@ impl From<Error> for ApiError {
     }
 }
 
-/// The problem+json body for a status, code and detail.
+/// The problem+json body for a status, code and detail. A `503` says when to try again
+/// (`Retry-After: 1`: it means nothing changed, and the store or the server is expected back
+/// soon); a `429` says so itself ([`super::limit`]).
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = Problem {
         kind: format!("https://ticketing.invalid/problems/{code}"),
@@ -70,6 +72,11 @@ pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 

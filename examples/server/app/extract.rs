@@ -1,8 +1,9 @@
-//! Extractors whose every rejection is a `400 invalid_request` problem, never the framework's
-//! plain-text 4xx (or a 422).
+//! Extractors whose every rejection is a problem+json answer, never the framework's plain-text
+//! 4xx (or a 422): `400 invalid_request`, or `413 payload_too_large` for a body over the limit.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use ticketing::QueueToken;
@@ -18,6 +19,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this server accepts (TICKETING_MAX_BODY_BYTES)",
+            )),
             Err(e) => Err(ApiError::invalid(json_detail(&e))),
         }
     }

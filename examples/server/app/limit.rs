@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock, QuantaInstant};
+use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ticketing::{ErrorCode, QueueToken};
 
 use super::AppState;
@@ -115,12 +116,20 @@ pub fn spawn_pruning(limits: Arc<Limits>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-fn limited(what: &str) -> Response {
-    problem(
+/// `429 rate_limited`, with `Retry-After`: the whole seconds until the bucket lets one request
+/// through again (at least 1).
+fn limited(what: &str, not_until: &NotUntil<QuantaInstant>) -> Response {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = problem(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
         &format!("too many requests for this {what}; slow down"),
-    )
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
 }
 
 /// On the gated endpoints: a queue token not of the issued form is `404 not_found` before
@@ -143,8 +152,8 @@ pub async fn per_token(State(state): State<AppState>, req: Request, next: Next) 
             );
         }
     };
-    if limiter.check_key(&token).is_err() {
-        return limited("queue token");
+    if let Err(not_until) = limiter.check_key(&token) {
+        return limited("queue token", &not_until);
     }
     next.run(req).await
 }
@@ -160,8 +169,8 @@ pub async fn per_client(State(state): State<AppState>, req: Request, next: Next)
     let Some(client) = client_address(&req, state.limits.client_header.as_ref()) else {
         return next.run(req).await;
     };
-    if limiter.check_key(&client).is_err() {
-        return limited("client address");
+    if let Err(not_until) = limiter.check_key(&client) {
+        return limited("client address", &not_until);
     }
     next.run(req).await
 }
