@@ -68,6 +68,32 @@ async fn catalog_endpoints_and_operations() {
     ] {
         assert!(paths.contains_key(p), "openapi lacks {p}");
     }
+    // The answers every operation may give are documented on each, as problem+json: 503
+    // everywhere, and 413, 429, 504 on the changes.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("a path item") {
+            let shared: &[&str] = match method.as_str() {
+                "post" => &["413", "429", "503", "504"],
+                "get" => &["503"],
+                _ => continue,
+            };
+            for status in shared {
+                let answer = &op["responses"][*status];
+                assert!(
+                    answer["content"]["application/problem+json"].is_object(),
+                    "{method} {path} does not document {status}: {answer}"
+                );
+            }
+            for (status, answer) in op["responses"].as_object().expect("responses") {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        answer["content"].get("application/json").is_none(),
+                        "{method} {path} documents its {status} as application/json: {answer}"
+                    );
+                }
+            }
+        }
+    }
     let metrics = s.send(s.http.get(format!("{}/metrics", s.root))).await;
     let text = metrics.body.as_str().expect("text").to_owned();
     assert!(text.contains("http_requests_total"), "{text}");

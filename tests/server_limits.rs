@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::json;
 use server_common::app::limit::Limits;
-use server_common::{serve, start};
+use server_common::{Server, serve, start};
 use ticketing::{
     Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
     HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, Payment, Points,
@@ -31,6 +31,12 @@ struct SlowAnswers {
 }
 
 impl SlowAnswers {
+    /// Serve this slowed-down store with this request time limit.
+    async fn serve(self, timeout: Duration) -> Server {
+        let service = TicketingService::new(Arc::new(self), Default::default());
+        serve(service, timeout, 64 * 1024, Arc::new(Limits::new(0, 0))).await
+    }
+
     async fn late<T>(&self, r: Result<T>) -> Result<T> {
         if !self.start_late {
             tokio::time::sleep(self.delay).await;
@@ -133,21 +139,13 @@ impl TicketStore for SlowAnswers {
 async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown() {
     let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
     let delay = Duration::from_millis(600);
-    let slow = TicketingService::new(
-        Arc::new(SlowAnswers {
-            inner: base.service.store().clone(),
-            delay,
-            start_late: false,
-            reads_late: false,
-        }),
-        Default::default(),
-    );
-    let s = serve(
-        slow,
-        Duration::from_millis(150),
-        64 * 1024,
-        Arc::new(Limits::new(0, 0)),
-    )
+    let s = SlowAnswers {
+        inner: base.service.store().clone(),
+        delay,
+        start_late: false,
+        reads_late: false,
+    }
+    .serve(Duration::from_millis(150))
     .await;
 
     let key = [("Idempotency-Key", "slow-charge")];
@@ -198,21 +196,13 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
 
     // A change still waiting to start when the time runs out is not cut off either: it runs
     // to its end after the 504 (a dropped handler would have dropped it).
-    let late = TicketingService::new(
-        Arc::new(SlowAnswers {
-            inner: base.service.store().clone(),
-            delay: Duration::from_millis(1_500),
-            start_late: true,
-            reads_late: false,
-        }),
-        Default::default(),
-    );
-    let s = serve(
-        late,
-        Duration::from_millis(300),
-        64 * 1024,
-        Arc::new(Limits::new(0, 0)),
-    )
+    let s = SlowAnswers {
+        inner: base.service.store().clone(),
+        delay: Duration::from_millis(1_500),
+        start_late: true,
+        reads_late: false,
+    }
+    .serve(Duration::from_millis(300))
     .await;
     s.post(
         "/point/charge",
@@ -393,21 +383,13 @@ async fn the_client_address_a_proxy_reports_is_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_that_runs_out_of_time_is_unavailable_with_retry_after() {
     let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
-    let slow = TicketingService::new(
-        Arc::new(SlowAnswers {
-            inner: base.service.store().clone(),
-            delay: Duration::from_millis(600),
-            start_late: false,
-            reads_late: true,
-        }),
-        Default::default(),
-    );
-    let s = serve(
-        slow,
-        Duration::from_millis(150),
-        64 * 1024,
-        Arc::new(Limits::new(0, 0)),
-    )
+    let s = SlowAnswers {
+        inner: base.service.store().clone(),
+        delay: Duration::from_millis(600),
+        start_late: false,
+        reads_late: true,
+    }
+    .serve(Duration::from_millis(150))
     .await;
     let a = s.get("/concerts").await;
     a.problem(503, "unavailable");
