@@ -425,3 +425,79 @@ async fn a_body_over_the_limit_is_413() {
         .await;
     assert_eq!(small.status, StatusCode::OK, "{}", small.body);
 }
+
+/// A lock manager that is down (the Redis of the distributed-lock strategy, unreachable).
+#[derive(Debug)]
+struct DownLocks;
+
+fn down() -> ticketing::Error {
+    ticketing::Error::Unavailable {
+        message: "the lock manager is down".into(),
+        retryable: true,
+        source: None,
+    }
+}
+
+#[async_trait]
+impl ticketing::LockManager for DownLocks {
+    async fn try_acquire(
+        &self,
+        _: &[String],
+        _: chrono::Duration,
+    ) -> Result<Option<ticketing::Lease>> {
+        Err(down())
+    }
+    async fn release(&self, _: &ticketing::Lease) -> Result<bool> {
+        Err(down())
+    }
+    async fn try_acquire_untaken(
+        &self,
+        _: &[String],
+        _: chrono::Duration,
+        _: DateTime<Utc>,
+    ) -> Result<ticketing::Acquired> {
+        Err(down())
+    }
+    async fn health(&self) -> Result<()> {
+        Err(down())
+    }
+}
+
+/// With the lock manager of the distributed-lock strategy down, every change fails: the
+/// instance is alive but not ready, and its health says so (it said 200 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_lock_manager_is_down_is_live_but_not_ready() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let fenced = ticketing::FencedStore::new(
+        base.service.store().clone(),
+        Arc::new(DownLocks),
+        chrono::Duration::seconds(5),
+    );
+    let s = serve(
+        TicketingService::new(Arc::new(fenced), Default::default()),
+        Duration::from_secs(5),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+    )
+    .await;
+    let hold = s
+        .post(
+            "/reservations",
+            json!({"user_id": 3, "option_id": 1, "seat_ids": [1]}),
+            &[],
+        )
+        .await;
+    hold.problem(503, "unavailable");
+    let live = s.send(s.http.get(format!("{}/health/live", s.root))).await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+    for path in ["/health/ready", "/health"] {
+        let a = s.send(s.http.get(format!("{}{path}", s.root))).await;
+        a.problem(503, "unavailable");
+        assert_eq!(a.retry_after.as_deref(), Some("1"), "{path}");
+    }
+    // The same store without the lock manager is ready.
+    let ready = base
+        .send(base.http.get(format!("{}/health/ready", base.root)))
+        .await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+}

@@ -76,4 +76,11 @@ pub trait LockManager: Send + Sync + Debug + 'static {
         let _ = keys;
         Ok(())
     }
+
+    /// Whether the lock backend answers (`unavailable` if not): a store behind this lock
+    /// manager cannot change anything while it is down. The default (an in-process manager)
+    /// always answers.
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -105,6 +105,14 @@ impl RedisLockManager {
 
 #[async_trait]
 impl LockManager for RedisLockManager {
+    async fn health(&self) -> Result<()> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(backend)
+    }
+
     async fn try_acquire(&self, keys: &[String], ttl: Duration) -> Result<Option<Lease>> {
         Ok(match self.acquire(keys, ttl, None).await? {
             Acquired::Lease(lease) => Some(lease),

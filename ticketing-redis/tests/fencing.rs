@@ -3,10 +3,13 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use ticketing_core::testkit::{Harness, TestBackend};
 use ticketing_core::{
-    CancelCommand, ErrorCode, HoldCommand, LockManager, ReservationId, SeatStatus, seat_key,
+    CancelCommand, ErrorCode, FencedStore, HoldCommand, LockManager, ReservationId, SeatStatus,
+    TicketStore, seat_key,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore};
 use ticketing_redis::RedisLockManager;
@@ -150,4 +153,25 @@ async fn taken_hints_keep_losers_off_the_store() {
         MemoryQueue::new(Default::default()),
     )
     .await;
+}
+
+/// A store behind this lock manager can change nothing while Redis is away, so the lock
+/// manager's health (and `FencedStore::health`, which asks it) is Redis answering.
+#[tokio::test]
+#[cfg_attr(ticketing_no_redis, ignore = "needs REDIS_URL (a Redis server)")]
+async fn the_lock_manager_is_healthy_while_redis_answers() {
+    let Some((conn, prefix)) = common::redis().await else {
+        return;
+    };
+    let locks = Arc::new(RedisLockManager::new(conn, prefix));
+    locks.health().await.expect("Redis answers");
+    let fenced = FencedStore::new(
+        Arc::new(MemoryStore::optimistic()),
+        locks,
+        Duration::seconds(5),
+    );
+    fenced
+        .health()
+        .await
+        .expect("store and lock manager answer");
 }

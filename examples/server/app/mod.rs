@@ -148,6 +148,8 @@ pub fn router(
         .route("/users/{id}/reservations", get(routes::user_reservations))
         .route("/users/{id}/points", get(routes::points))
         .route("/health", get(routes::health))
+        .route("/health/live", get(routes::live))
+        .route("/health/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics_text))
         .merge(gated)
         .merge(open);
@@ -155,6 +157,8 @@ pub fn router(
     Router::new()
         .nest("/api/ticketing", api)
         .route("/health", get(routes::health))
+        .route("/health/live", get(routes::live))
+        .route("/health/ready", get(routes::ready))
         .route("/metrics", get(routes::metrics_text))
         .route("/api-docs/openapi.json", get(routes::openapi))
         .layer(DefaultBodyLimit::max(max_body))

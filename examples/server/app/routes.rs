@@ -242,7 +242,20 @@ pub async fn points(
     Ok(Json(s.service.balance(UserId(id)).await?.into()))
 }
 
-#[utoipa::path(get, path = "/health", responses((status = 200, description = "every backing store answers"), (status = 503, body = ProblemView)))]
+#[utoipa::path(get, path = "/health/live", responses((status = 200, description = "the process serves requests (liveness: restart it if not)")))]
+pub async fn live() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness (also `/health`): 200 when every backing service answers (the store, the lock
+/// manager of the distributed-lock strategy, the waiting queue), so a load balancer sends
+/// buyers only to an instance that can serve them; 503 otherwise.
+#[utoipa::path(get, path = "/health/ready", responses((status = 200, description = "every backing service answers: store, lock manager, queue"), (status = 503, body = ProblemView)))]
+pub async fn ready(s: State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    health(s).await
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "every backing service answers (as /health/ready)"), (status = 503, body = ProblemView)))]
 pub async fn health(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     s.service.store().health().await?;
     if let Some(q) = s.service.queue() {
@@ -294,6 +307,8 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         charge,
         points,
         health,
+        live,
+        ready,
         metrics_text
     ),
     modifiers(&SharedAnswers)
