@@ -7,7 +7,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Duration;
 
-use crate::{Clock, LockManager, OutboxRecord, ReservationId, Result, TicketStore};
+use crate::clock::Clock;
+use crate::domain::OutboxRecord;
+use crate::error::Result;
+use crate::ids::ReservationId;
+use crate::lock::LockManager;
+use crate::store::TicketStore;
 
 /// Moves holds whose time ran out to `expired` in storage, frees their seats and emits
 /// `HoldExpired` events. Expiry is already decided by the clock at every read and write; this

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConcertId, EventId, OptionId, PaymentId, Points, ReservationId, SeatId, UserId};
+use crate::ids::{ConcertId, EventId, OptionId, PaymentId, ReservationId, SeatId, UserId};
+use crate::money::Points;
 
 /// A concert: one title at one venue, performed on one or more dated [`ShowOption`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

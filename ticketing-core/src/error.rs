@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::{Points, SeatId};
+use crate::ids::SeatId;
+use crate::money::Points;
 
 /// A boxed error from a backing store or network client, kept as the source.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -8,12 +8,16 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use crate::{
-    Acquired, Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
-    Error, HoldCommand, IdempotencyRecord, Lease, LockManager, OptionId, OptionSummary,
-    OutboxRecord, Payment, Points, Reservation, ReservationId, Result, SeatId, SeatView,
-    ShowOption, TicketStore, UserId,
+use crate::domain::{
+    Balance, Catalog, Concert, OptionSummary, OutboxRecord, Payment, Reservation, SeatView,
+    ShowOption,
 };
+use crate::error::{Error, Result};
+use crate::idempotency::IdempotencyRecord;
+use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
+use crate::lock::{Acquired, Lease, LockManager};
+use crate::money::Points;
+use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
 
 /// Wraps a store so that every seat write happens under a lease of the lock manager on those
 /// seats and carries the lease's fencing token; the store refuses a token older than one it

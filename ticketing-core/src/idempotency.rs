@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Balance, Error, Payment, Reservation, UserId};
+use crate::domain::{Balance, Payment, Reservation};
+use crate::error::Error;
+use crate::ids::UserId;
 
 /// The longest idempotency key accepted.
 pub const MAX_KEY_LEN: usize = 200;
@@ -102,7 +104,8 @@ impl StoredOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ErrorCode, Points};
+    use crate::error::ErrorCode;
+    use crate::money::Points;
 
     #[test]
     fn keys_are_checked() {

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::{FencingToken, Result};
+use crate::error::Result;
+use crate::ids::FencingToken;
 
 /// A lease on a set of keys. It ends at `expires_at` whether or not it is released; after that
 /// its fencing token is stale as soon as someone else acquires one of the keys.

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
 
 /// An amount of points. Never a float; every operation that could overflow is checked.
 #[derive(

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{ConcertId, Result, UserId};
+use crate::error::Result;
+use crate::ids::{ConcertId, UserId};
 
 /// An opaque queue token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -21,9 +21,10 @@ pub use commands::{
     decide_confirm, decide_hold, seats_owned,
 };
 
-use crate::{
-    Error, FencingToken, Points, Reservation, ReservationId, ReservationStatus, SeatId, SeatState,
-};
+use crate::domain::{Reservation, ReservationStatus, SeatState};
+use crate::error::Error;
+use crate::ids::{FencingToken, ReservationId, SeatId};
+use crate::money::Points;
 
 /// Whether a hold that ends at `expires_at` is over at `now` (the end instant is exclusive).
 pub fn is_expired(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
@@ -196,7 +197,8 @@ pub fn normalize_seat_ids(seat_ids: &[SeatId], max: usize) -> Result<Vec<SeatId>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ErrorCode, OptionId, UserId};
+    use crate::error::ErrorCode;
+    use crate::ids::{OptionId, UserId};
     use chrono::{Duration, TimeZone};
 
     fn t0() -> DateTime<Utc> {

@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use crate::{
-    Balance, CancelCommand, ChargeCommand, Clock, ConcertId, ConfirmCommand, Error, HoldCommand,
-    IdempotencyKey, OptionId, Payment, Points, QueueLength, QueueStatus, QueueTicket, QueueToken,
-    Reservation, ReservationId, Result, SeatId, StoredOutcome, SystemClock, TicketStore, UserId,
-    WaitingQueue, rules,
-};
+use crate::clock::{Clock, SystemClock};
+use crate::domain::{Balance, Payment, Reservation};
+use crate::error::{Error, Result};
+use crate::idempotency::{IdempotencyKey, StoredOutcome};
+use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
+use crate::money::Points;
+use crate::queue::{QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue};
+use crate::rules;
+use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
 
 /// Limits and defaults of the service.
 #[derive(Debug, Clone)]

@@ -5,11 +5,14 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::{
-    Balance, Catalog, Concert, ConcertId, FencingToken, IdempotencyKey, IdempotencyRecord,
-    OptionId, OptionSummary, OutboxRecord, Payment, Points, Reservation, ReservationId, Result,
-    SeatId, SeatView, ShowOption, UserId,
+use crate::domain::{
+    Balance, Catalog, Concert, OptionSummary, OutboxRecord, Payment, Reservation, SeatView,
+    ShowOption,
 };
+use crate::error::Result;
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::ids::{ConcertId, FencingToken, OptionId, ReservationId, SeatId, UserId};
+use crate::money::Points;
 
 /// Place a hold on several seats of one option, all or none.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 
 use super::*;
+use crate::domain::ReservationStatus;
+use crate::error::ErrorCode;
 use crate::lock::MockLockManager;
 use crate::store::MockTicketStore;
-use crate::{ErrorCode, ReservationStatus};
 
 fn theirs() -> Reservation {
     Reservation {

@@ -5,12 +5,12 @@
 use chrono::DateTime;
 use chrono::Utc;
 
+use crate::domain::{Balance, EventKind, Payment, Reservation, ReservationStatus, Seat, SeatState};
+use crate::error::Error;
+use crate::ids::{OptionId, PaymentId, SeatId};
+use crate::money::Points;
 use crate::rules::{Action, hold_seat, release_seat, sell_seat, transition};
 use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand};
-use crate::{
-    Balance, Error, EventKind, OptionId, Payment, PaymentId, Points, Reservation,
-    ReservationStatus, Seat, SeatId, SeatState,
-};
 
 /// What a hold does: the new reservation, the seats' next states (in the order given) and the
 /// event to record.
@@ -265,7 +265,8 @@ pub fn decide_charge(cmd: &ChargeCommand, balance: Points) -> Result<ChargeDecis
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OptionId, ReservationId, Seat, SeatId, SeatState, UserId};
+    use crate::domain::{Seat, SeatState};
+    use crate::ids::{OptionId, ReservationId, SeatId, UserId};
 
     fn seat(id: i64) -> Seat {
         Seat {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
-use crate::{OptionId, ReservationId, UserId};
+use crate::ids::{OptionId, ReservationId, UserId};
 
 /// The owner and option of recent reservations, bounded (the cache evicts the entries least
 /// likely to be used again).

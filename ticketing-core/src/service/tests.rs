@@ -6,9 +6,12 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 
 use super::*;
+use crate::clock::ManualClock;
+use crate::domain::{ReservationStatus, ShowOption};
+use crate::error::ErrorCode;
+use crate::idempotency::IdempotencyRecord;
 use crate::queue::MockWaitingQueue;
 use crate::store::MockTicketStore;
-use crate::{ErrorCode, IdempotencyRecord, ManualClock, ReservationStatus, ShowOption};
 
 fn clock() -> ManualClock {
     ManualClock::new(

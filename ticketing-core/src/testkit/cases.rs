@@ -8,11 +8,13 @@ use chrono::Duration;
 use super::{
     Harness, OTHER_PRICE, PRICE, TestBackend, assert_code, hold_request, pay_request, queue_config,
 };
-use crate::{
-    CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ErrorCode, EventKind, HoldRequest,
-    Points, QueueStatus, ReservationId, ReservationStatus, Seat, SeatId, SeatStatus, ServiceConfig,
-    UserId,
-};
+use crate::domain::{Catalog, Concert, EventKind, ReservationStatus, Seat, SeatStatus};
+use crate::error::ErrorCode;
+use crate::ids::{ConcertId, ReservationId, SeatId, UserId};
+use crate::money::Points;
+use crate::queue::QueueStatus;
+use crate::service::{HoldRequest, ServiceConfig};
+use crate::store::{CancelCommand, ChargeCommand};
 
 fn ttl() -> Duration {
     ServiceConfig::default().hold_ttl
@@ -1285,7 +1287,8 @@ pub async fn concurrent_admitters_never_exceed_max_active(b: TestBackend) {
 /// A write carrying a fencing token older than one a seat accepted is `lock_lost` and changes
 /// nothing; the current token and unfenced writes go through.
 pub async fn stale_fencing_tokens_are_refused(b: TestBackend) {
-    use crate::{FencingToken, HoldCommand};
+    use crate::ids::FencingToken;
+    use crate::store::HoldCommand;
     let h = Harness::new(b).await;
     let seat = h.seats[0];
     let hold = |user: UserId, fence: u64| HoldCommand {

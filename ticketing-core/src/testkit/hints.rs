@@ -9,12 +9,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Harness, TestBackend, assert_code, hold_request, pay_request};
-use crate::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand, Error,
-    ErrorCode, FencedStore, HoldCommand, HoldRequest, IdempotencyRecord, LockManager, OptionId,
-    OptionSummary, OutboxRecord, Payment, Points, Reservation, ReservationId, Result, SeatView,
-    ShowOption, TicketStore, UserId, WaitingQueue,
+use crate::domain::{
+    Balance, Catalog, Concert, OptionSummary, OutboxRecord, Payment, Reservation, SeatView,
+    ShowOption,
 };
+use crate::error::{Error, ErrorCode, Result};
+use crate::fenced::FencedStore;
+use crate::idempotency::IdempotencyRecord;
+use crate::ids::{ConcertId, OptionId, ReservationId, UserId};
+use crate::lock::LockManager;
+use crate::money::Points;
+use crate::queue::WaitingQueue;
+use crate::service::HoldRequest;
+use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
 
 /// A store that counts the holds that reach it and passes everything on.
 #[derive(Debug)]

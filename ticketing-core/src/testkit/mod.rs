@@ -21,11 +21,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 
-use crate::{
-    Catalog, Concert, ConcertId, Error, ErrorCode, HoldRequest, ManualClock, OptionId, PayRequest,
-    Payment, Points, QueueConfig, Reservation, ReservationId, Seat, SeatId, SeatStatus,
-    ServiceConfig, ShowOption, TicketStore, TicketingService, UserId, WaitingQueue,
-};
+use crate::clock::ManualClock;
+use crate::domain::{Catalog, Concert, Payment, Reservation, Seat, SeatStatus, ShowOption};
+use crate::error::{Error, ErrorCode};
+use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
+use crate::money::Points;
+use crate::queue::{QueueConfig, WaitingQueue};
+use crate::service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
+use crate::store::TicketStore;
 
 pub mod cases;
 pub mod hints;
@@ -175,7 +178,7 @@ impl Harness {
 
     /// Now, on this test's clock.
     pub fn now(&self) -> DateTime<Utc> {
-        use crate::Clock;
+        use crate::clock::Clock;
         self.clock.now()
     }
 

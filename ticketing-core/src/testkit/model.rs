@@ -12,7 +12,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::{Harness, PRICE, TestBackend, pay_request};
-use crate::{ErrorCode, Reservation, ReservationId, ReservationStatus, SeatStatus, UserId};
+use crate::domain::{Reservation, ReservationStatus, SeatStatus};
+use crate::error::ErrorCode;
+use crate::ids::{ReservationId, UserId};
 
 const USERS: u8 = 3;
 const SEATS: u8 = 6;
