@@ -85,3 +85,7 @@ pub trait LockManager: Send + Sync + Debug + 'static {
         Ok(())
     }
 }
+
+/// `LockManager` stays usable as a trait object (services hold `Arc<dyn LockManager>`): a change
+/// that breaks that fails to compile here, beside the trait, not in a backend.
+const _: fn(&dyn LockManager) = |_| {};

@@ -157,3 +157,7 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     /// Whether the store answers.
     async fn health(&self) -> Result<()>;
 }
+
+/// `TicketStore` stays usable as a trait object (services hold `Arc<dyn TicketStore>`): a change
+/// that breaks that fails to compile here, beside the trait, not in a backend.
+const _: fn(&dyn TicketStore) = |_| {};

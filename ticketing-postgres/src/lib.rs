@@ -1,9 +1,9 @@
 //! # ticketing-postgres
 //!
-//! The PostgreSQL [`TicketStore`] of `ticketing`, on sqlx. Every write is one transaction:
-//! a hold takes all its seats or none; a payment debits the wallet, sells the seats, records the
-//! payment, its outbox event and its idempotency record together; expiry is decided in SQL and
-//! Rust against the instant passed in, never by a background job.
+//! The PostgreSQL [`TicketStore`](ticketing_core::TicketStore) of `ticketing`, on sqlx. Every
+//! write is one transaction: a hold takes all its seats or none; a payment debits the wallet,
+//! sells the seats, records the payment, its outbox event and its idempotency record together;
+//! expiry is decided in SQL and Rust against the instant passed in, never by a background job.
 //!
 //! Seats are guarded by the [`PgStrategy`] chosen at construction:
 //! - `Pessimistic` (feature `pessimistic`): `SELECT ... FOR UPDATE` on all requested seats in id
@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use ticketing_core::{Error, TicketStore};
+use ticketing_core::Error;
 
 pub use batch::{BatchConfig, BatchStats};
 pub use clock::DatabaseClock;
@@ -156,6 +156,3 @@ impl PgStore {
         Ok(Self::new(pool, config))
     }
 }
-
-#[allow(dead_code)]
-fn assert_object_safe(_: &dyn TicketStore) {}
