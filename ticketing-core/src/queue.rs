@@ -193,6 +193,10 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     }
 }
 
+/// `WaitingQueue` stays usable as a trait object (services hold `Arc<dyn WaitingQueue>`): a change
+/// that breaks that fails to compile here, beside the trait, not in a backend.
+const _: fn(&dyn WaitingQueue) = |_| {};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,7 +248,3 @@ mod tests {
         assert_eq!(c.estimated_wait_seconds(25), 3);
     }
 }
-
-/// `WaitingQueue` stays usable as a trait object (services hold `Arc<dyn WaitingQueue>`): a change
-/// that breaks that fails to compile here, beside the trait, not in a backend.
-const _: fn(&dyn WaitingQueue) = |_| {};
