@@ -32,4 +32,10 @@ else
   [ "${TICKETING_REQUIRE_SERVICES:-}" = 1 ] && status=1
 fi
 
+# The server's catalog cache letting every concurrent miss read the store (no coalescing): the
+# test that 40 concurrent seat-map requests cost one store read must fail.
+expect_failure uncoalesced env RUSTFLAGS='--cfg ticketing_control="uncoalesced"' \
+  cargo test -p ticketing-server --test server_limits --target-dir target/control \
+  -- concurrent_seat_map_requests_cost_one_store_read_per_refresh
+
 exit $status

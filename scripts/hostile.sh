@@ -2,7 +2,7 @@
 # What made-up queue tokens cost the memory server (issue #12.5): resident memory and the hold
 # latency of admitted buyers, without and with an attacker sending random 8 KB tokens.
 #   scripts/hostile.sh [attack-rate=2000] [attack-seconds=60]
-# Needs release builds: cargo build --release --example server --example rush --example flood
+# Needs release builds: cargo build --release -p ticketing-server && cargo build --release --example rush --example flood
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-2000}
@@ -12,7 +12,7 @@ BIN=target/release/examples
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 TICKETING_ADDR=127.0.0.1:$PORT TICKETING_RATE_PER_CLIENT=0 TICKETING_QUEUE_ADMIT_PER_SEC=1000000 \
   TICKETING_QUEUE_MAX_ACTIVE=1000000 TICKETING_DEMO_CONCERTS=1 TICKETING_DEMO_SEATS=100000 \
-  RUST_LOG=warn "$BIN/server" &
+  RUST_LOG=warn target/release/ticketing-server &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done

@@ -7,7 +7,7 @@
 # must come back down, and a second rush must not add to it: what is kept follows the live
 # load, not every buyer ever seen.
 #   scripts/million.sh [buyers=1000000] [window-secs=60] [active-secs=600] [rounds=2]
-# Needs release builds: cargo build --release --example server --example rush
+# Needs release builds: cargo build --release -p ticketing-server && cargo build --release --example rush
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUYERS=${1:-1000000}
@@ -20,7 +20,7 @@ rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 TICKETING_ADDR=127.0.0.1:$PORT TICKETING_RATE_PER_CLIENT=0 TICKETING_QUEUE_ADMIT_PER_SEC=1000000 \
   TICKETING_QUEUE_MAX_ACTIVE=2000000 TICKETING_DEMO_CONCERTS=1 TICKETING_DEMO_SEATS=100000 \
   TICKETING_HOLD_TTL_SECS=$WINDOW TICKETING_QUEUE_ACTIVE_TTL_SECS=$ACTIVE \
-  TICKETING_RETENTION_SECS=$WINDOW RUST_LOG=warn "$BIN/server" &
+  TICKETING_RETENTION_SECS=$WINDOW RUST_LOG=warn target/release/ticketing-server &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done

@@ -177,6 +177,13 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     /// A token's status at `now`; `not_found` for an unknown token.
     async fn status(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<QueueTicket>;
 
+    /// End a token at `now`: a waiting token leaves the line (it is never admitted), an
+    /// admitted one gives its place back at once, so the next `admit` can let someone else in
+    /// (its holder paid, or gave up). The token is answered `expired` from then on, and its
+    /// user joining again gets a new token at the back of the line. Ending a token that already
+    /// ended changes nothing; `not_found` for an unknown token.
+    async fn leave(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<()>;
+
     /// Admit the next tokens of every concert as the rate and max-active allow; returns how
     /// many were admitted. Safe to run from several places at once.
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64>;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{Balance, Payment, Reservation};
-use crate::error::{Error, Result};
+use crate::domain::{Balance, Concert, OptionSummary, Payment, Reservation, SeatView};
+use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::{IdempotencyKey, StoredOutcome};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
 use crate::money::Points;
@@ -281,7 +281,8 @@ impl TicketingService {
             self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
                 .await?;
         }
-        self.store
+        let payment = self
+            .store
             .confirm(ConfirmCommand {
                 reservation_id: req.reservation_id,
                 user_id: req.user_id,
@@ -289,7 +290,16 @@ impl TicketingService {
                 idempotency: key,
                 fence: None,
             })
-            .await
+            .await?;
+        // The buyer is done: their place in the waiting room goes to the next in line at once,
+        // not when the admission would have lapsed. The payment stands whatever the queue says.
+        if self.gates()
+            && let (Some(queue), Some(token)) = (&self.queue, &req.queue_token)
+            && let Err(e) = queue.leave(token, self.clock.now()).await
+        {
+            tracing::warn!(error = %e, "a paid buyer's queue token could not be ended; it lapses at its time");
+        }
+        Ok(payment)
     }
 
     /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).
@@ -344,6 +354,38 @@ impl TicketingService {
         Ok(Balance { user_id, balance })
     }
 
+    /// Every concert.
+    pub async fn concerts(&self) -> Result<Vec<Concert>> {
+        self.store.concerts().await
+    }
+
+    /// The options of a concert with their seat counts now; `not_found` for an unknown one.
+    pub async fn options(&self, concert_id: ConcertId) -> Result<Vec<OptionSummary>> {
+        self.store.options(concert_id, self.clock.now()).await
+    }
+
+    /// Every seat of an option with its status now; `not_found` for an unknown one.
+    pub async fn seats(&self, option_id: OptionId) -> Result<Vec<SeatView>> {
+        self.store.seats(option_id, self.clock.now()).await
+    }
+
+    /// Whether every backing service answers: the store (and, through a fenced store, its lock
+    /// manager) and the waiting queue if one is attached.
+    pub async fn health(&self) -> Result<()> {
+        self.store.health().await?;
+        if let Some(queue) = &self.queue {
+            // An unknown but well-formed token makes the queue backend answer.
+            match queue
+                .status(&QueueToken("1.0".into()), self.clock.now())
+                .await
+            {
+                Err(e) if e.code() != ErrorCode::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// A reservation with its status now.
     pub async fn reservation(&self, id: ReservationId) -> Result<Reservation> {
         self.store.reservation(id, self.clock.now()).await
@@ -379,6 +421,13 @@ impl TicketingService {
     /// A queue token's status now.
     pub async fn queue_status(&self, token: &QueueToken) -> Result<QueueTicket> {
         self.require_queue()?.status(token, self.clock.now()).await
+    }
+
+    /// Leave the waiting room: a waiting token is never admitted, an admitted one gives its
+    /// place to the next in line at once. `not_found` for an unknown token; leaving twice
+    /// changes nothing.
+    pub async fn leave_queue(&self, token: &QueueToken) -> Result<()> {
+        self.require_queue()?.leave(token, self.clock.now()).await
     }
 
     /// Admit the next waiting tokens as the rate allows (call it on a timer).

@@ -26,6 +26,9 @@ struct Room {
     /// The highest `seq` admitted so far (admission is strictly in `seq` order).
     admitted_through: u64,
     waiting: VecDeque<QueueToken>,
+    /// Tokens of `waiting` that left the line; skipped (and uncounted) when admission reaches
+    /// them, so leaving costs nothing however long the line.
+    left_waiting: u64,
     /// Admitted tokens and when their admission lapses, soonest first.
     admitted: VecDeque<(DateTime<Utc>, QueueToken)>,
     /// Tokens whose admission lapsed, oldest first: still answered `expired` for one more
@@ -121,6 +124,36 @@ impl WaitingQueue for MemoryQueue {
         self.ticket(&lock(&self.state), token, now)
     }
 
+    async fn leave(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<()> {
+        let mut state = lock(&self.state);
+        let State { rooms, entries, .. } = &mut *state;
+        let entry = entries
+            .get_mut(token)
+            .ok_or_else(|| Error::not_found("queue token", token))?;
+        let room = rooms.entry(entry.concert).or_default();
+        match entry.admitted_until {
+            None => {
+                // Still in `waiting`: admission skips it when it gets there (and only then
+                // starts forgetting it, so the count of those who left stays exact).
+                room.left_waiting += 1;
+                entry.admitted_until = Some(now);
+            }
+            Some(until) if until > now => {
+                // Admitted: give the place back now. `admitted` is in order of lapse, so the
+                // token is among those lapsing at `until`.
+                let from = room.admitted.partition_point(|(u, _)| *u < until);
+                let to = room.admitted.partition_point(|(u, _)| *u <= until);
+                if let Some(i) = (from..to).find(|&i| room.admitted[i].1 == *token) {
+                    room.admitted.remove(i);
+                }
+                entry.admitted_until = Some(now);
+                room.lapsed.push_back((now, token.clone()));
+            }
+            Some(_) => {} // Already ended.
+        }
+        Ok(())
+    }
+
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {
         let mut state = lock(&self.state);
         let State {
@@ -153,22 +186,34 @@ impl WaitingQueue for MemoryQueue {
             let budget = self
                 .config
                 .admit_budget(elapsed, room.admitted.len() as u64);
-            let n = budget.min(room.waiting.len() as u64);
+            let n = budget.min(room.waiting.len() as u64 - room.left_waiting);
             if n == 0 {
                 continue;
             }
             let until = now + self.config.active_ttl;
-            for token in room.waiting.drain(..n as usize) {
-                if let Some(entry) = entries.get_mut(&token) {
-                    entry.admitted_until = Some(until);
-                    room.admitted_through = room.admitted_through.max(entry.seq);
+            let mut admitted = 0;
+            while admitted < n {
+                let Some(token) = room.waiting.pop_front() else {
+                    break;
+                };
+                let Some(entry) = entries.get_mut(&token) else {
+                    continue;
+                };
+                if entry.admitted_until.is_some() {
+                    // It left the line while waiting.
+                    room.left_waiting = room.left_waiting.saturating_sub(1);
+                    room.lapsed.push_back((now, token));
+                    continue;
                 }
+                entry.admitted_until = Some(until);
+                room.admitted_through = room.admitted_through.max(entry.seq);
                 // In order of lapse (at the back, unless the caller's clock went back).
                 let at = room.admitted.partition_point(|(u, _)| *u <= until);
                 room.admitted.insert(at, (until, token));
+                admitted += 1;
             }
             room.last_admit = Some(now);
-            total += n;
+            total += admitted;
         }
         Ok(total)
     }
@@ -180,7 +225,7 @@ impl WaitingQueue for MemoryQueue {
             .iter()
             .map(|(concert, room)| QueueLength {
                 concert_id: *concert,
-                waiting: room.waiting.len() as u64,
+                waiting: room.waiting.len() as u64 - room.left_waiting,
                 admitted: room
                     .admitted
                     .iter()

@@ -18,6 +18,8 @@ static ENQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/queue_enqueue.lua")));
 static STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/queue_status.lua")));
+static LEAVE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/queue_leave.lua")));
 static ADMIT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/queue_admit.lua")));
 
@@ -129,6 +131,27 @@ impl WaitingQueue for RedisQueue {
             admitted_through: through,
         };
         Ok(self.config.ticket(token.clone(), &entry, now))
+    }
+
+    async fn leave(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<()> {
+        let unknown = || Error::not_found("queue token", token);
+        let concert = Self::parse(token).ok_or_else(unknown)?;
+        let remember_ms = self.config.active_ttl.num_milliseconds().clamp(1, i64::MAX);
+        let known: u8 = LEAVE
+            .key(self.key(concert, &format!("t:{}", token.0)))
+            .key(self.key(concert, "waiting"))
+            .key(self.key(concert, "admitted"))
+            .arg(&token.0)
+            .arg(micros(now))
+            .arg(remember_ms)
+            .arg(self.key(concert, "u:"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        if known == 0 {
+            return Err(unknown());
+        }
+        Ok(())
     }
 
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64> {

@@ -269,7 +269,14 @@ async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
             created_at: Utc::now(),
         })
     });
-    let s = service(store).with_queue(Arc::new(admitting_queue(2)));
+    let mut queue = admitting_queue(2);
+    // Paying ends the buyer's queue token (their place goes to the next in line).
+    queue
+        .expect_leave()
+        .times(1)
+        .withf(|token, _| token.0 == "t")
+        .returning(|_, _| Ok(()));
+    let s = service(store).with_queue(Arc::new(queue));
     let token = Some(QueueToken("t".into()));
     let held = s
         .hold(HoldRequest {
@@ -357,4 +364,45 @@ async fn store_failures_pass_through_with_their_code() {
         .expect_err("down");
     assert_eq!(err.code(), ErrorCode::Unavailable);
     assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    store
+        .expect_reservation()
+        .times(1)
+        .returning(|_, _| Ok(reservation(UserId(7))));
+    store.expect_confirm().times(1).returning(|cmd| {
+        Ok(Payment {
+            id: crate::PaymentId::new(),
+            reservation_id: cmd.reservation_id,
+            user_id: cmd.user_id,
+            amount: Points(200),
+            balance: Points(0),
+            created_at: Utc::now(),
+        })
+    });
+    let mut queue = admitting_queue(1);
+    queue.expect_leave().times(1).returning(|_, _| {
+        Err(Error::Unavailable {
+            message: "queue down".into(),
+            retryable: true,
+            source: None,
+        })
+    });
+    let s = service(store).with_queue(Arc::new(queue));
+    let paid = s
+        .pay(PayRequest {
+            user_id: UserId(7),
+            reservation_id: reservation(UserId(7)).id,
+            queue_token: Some(QueueToken("t".into())),
+            idempotency_key: None,
+        })
+        .await;
+    assert!(
+        paid.is_ok(),
+        "the money moved and the seats are sold: {paid:?}"
+    );
 }

@@ -1072,6 +1072,174 @@ pub async fn gated_hold_needs_an_admitted_token_of_the_same_user_and_concert(b: 
     assert_eq!(h.balance(a).await, PRICE);
 }
 
+/// An admitted token that leaves gives its place back at once: the next admission lets the
+/// next in line in although the admission would still have run for a minute.
+pub async fn leaving_an_admitted_token_frees_its_place_at_once(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let q = h.gated_service();
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        tokens.push(
+            q.enqueue(h.user(i), h.concert)
+                .await
+                .expect("enqueue")
+                .0
+                .token,
+        );
+    }
+    let status = |i: usize| {
+        let (q, t) = (q.clone(), tokens[i].clone());
+        async move { q.queue_status(&t).await.expect("status").status }
+    };
+    // `queue_config`: 2 per second, at most 3 active.
+    q.admit().await.expect("admit");
+    h.clock.advance(Duration::seconds(1));
+    q.admit().await.expect("admit");
+    assert!(matches!(status(2).await, QueueStatus::Admitted { .. }));
+    assert_eq!(status(3).await, QueueStatus::Waiting { position: 1 });
+    q.leave_queue(&tokens[0]).await.expect("leave");
+    assert_eq!(
+        status(0).await,
+        QueueStatus::Expired,
+        "a token that left is over"
+    );
+    q.leave_queue(&tokens[0])
+        .await
+        .expect("leaving twice changes nothing");
+    h.clock.advance(Duration::seconds(1));
+    q.admit().await.expect("admit");
+    assert!(
+        matches!(status(3).await, QueueStatus::Admitted { .. }),
+        "the place given back went to the next in line"
+    );
+    assert_eq!(
+        status(4).await,
+        QueueStatus::Waiting { position: 1 },
+        "and only that one place: 3 active"
+    );
+    let mine = q
+        .queue_lengths()
+        .await
+        .expect("lengths")
+        .into_iter()
+        .find(|l| l.concert_id == h.concert)
+        .map(|l| (l.waiting, l.admitted));
+    assert_eq!(mine, Some((2, 3)));
+    let hold = HoldRequest {
+        queue_token: Some(tokens[0].clone()),
+        ..hold_request(h.user(0), h.option, &[h.seats[0]])
+    };
+    assert_code(q.hold(hold).await, ErrorCode::QueueTokenNotAdmitted);
+    let (again, created) = q.enqueue(h.user(0), h.concert).await.expect("rejoin");
+    assert!(created, "joining again after leaving gives a new token");
+    assert_ne!(again.token, tokens[0]);
+}
+
+/// A waiting token that leaves is never admitted and no longer counted as waiting; the ones
+/// behind it are admitted in its stead. An unknown token cannot leave.
+pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let q = h.gated_service();
+    let mut tokens = Vec::new();
+    for i in 0..4 {
+        tokens.push(
+            q.enqueue(h.user(i), h.concert)
+                .await
+                .expect("enqueue")
+                .0
+                .token,
+        );
+    }
+    q.leave_queue(&tokens[1]).await.expect("leave");
+    assert_eq!(
+        q.queue_status(&tokens[1]).await.expect("status").status,
+        QueueStatus::Expired
+    );
+    let waiting = |lengths: Vec<crate::QueueLength>| {
+        lengths
+            .into_iter()
+            .find(|l| l.concert_id == h.concert)
+            .map(|l| l.waiting)
+    };
+    assert_eq!(waiting(q.queue_lengths().await.expect("lengths")), Some(3));
+    // 2 per second: the two admitted are the first and the third.
+    assert_eq!(q.admit().await.expect("admit"), 2);
+    for (i, admitted) in [(0, true), (1, false), (2, true), (3, false)] {
+        let status = q.queue_status(&tokens[i]).await.expect("status").status;
+        assert_eq!(
+            matches!(status, QueueStatus::Admitted { .. }),
+            admitted,
+            "token {i}: {status:?}"
+        );
+    }
+    assert_eq!(
+        q.queue_status(&tokens[1]).await.expect("status").status,
+        QueueStatus::Expired
+    );
+    assert_eq!(waiting(q.queue_lengths().await.expect("lengths")), Some(1));
+    // Well-formed, never issued: the last digit changed.
+    let mut unknown = tokens[3].0.clone();
+    let last = if unknown.pop() == Some('a') { 'b' } else { 'a' };
+    unknown.push(last);
+    assert_code(
+        q.leave_queue(&crate::QueueToken(unknown)).await,
+        ErrorCode::NotFound,
+    );
+}
+
+/// A buyer who pays is done with the waiting room: their token ends with the payment, and the
+/// place goes to the next in line at the next admission.
+pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let q = h.gated_service();
+    let mut tokens = Vec::new();
+    for i in 0..5 {
+        tokens.push(
+            q.enqueue(h.user(i), h.concert)
+                .await
+                .expect("enqueue")
+                .0
+                .token,
+        );
+    }
+    q.admit().await.expect("admit");
+    h.clock.advance(Duration::seconds(1));
+    q.admit().await.expect("admit");
+    let buyer = h.user(0);
+    let r = q
+        .hold(HoldRequest {
+            queue_token: Some(tokens[0].clone()),
+            ..hold_request(buyer, h.option, &[h.seats[0]])
+        })
+        .await
+        .expect("hold");
+    h.charge(buyer, PRICE).await;
+    q.pay(crate::PayRequest {
+        queue_token: Some(tokens[0].clone()),
+        ..pay_request(buyer, r.id)
+    })
+    .await
+    .expect("pay");
+    assert_eq!(
+        q.queue_status(&tokens[0]).await.expect("status").status,
+        QueueStatus::Expired,
+        "the paid buyer's token ended"
+    );
+    assert_eq!(
+        q.queue_status(&tokens[3]).await.expect("status").status,
+        QueueStatus::Waiting { position: 1 }
+    );
+    h.clock.advance(Duration::seconds(1));
+    q.admit().await.expect("admit");
+    assert!(
+        matches!(
+            q.queue_status(&tokens[3]).await.expect("status").status,
+            QueueStatus::Admitted { .. }
+        ),
+        "the paid buyer's place went to the next in line"
+    );
+}
+
 async fn join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     let mut out = Vec::with_capacity(tasks.len());
     for t in tasks {

@@ -9,21 +9,31 @@ use ticketing::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+/// The body of `POST /queue/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EnqueueBody {
+    /// The user who joins.
     pub user_id: i64,
+    /// The concert whose line they join.
     pub concert_id: i64,
 }
 
+/// A queue token and its place.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
+    /// The token: send it as `X-Queue-Token` once admitted.
     pub token: String,
+    /// Whose token.
     pub user_id: i64,
+    /// For which concert.
     pub concert_id: i64,
     /// `waiting`, `admitted` or `expired`.
     pub status: &'static str,
+    /// Place in the line while waiting (1 is next), else 0.
     pub position: u64,
+    /// Estimated seconds until admission while waiting, else 0.
     pub estimated_wait_seconds: u64,
+    /// When the admission ends, if admitted.
     pub admitted_until: Option<DateTime<Utc>>,
 }
 
@@ -46,10 +56,14 @@ impl From<QueueTicket> for TokenView {
     }
 }
 
+/// A concert.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConcertView {
+    /// The concert's id.
     pub id: i64,
+    /// Its title.
     pub title: String,
+    /// Where.
     pub venue: String,
 }
 
@@ -63,12 +77,18 @@ impl From<Concert> for ConcertView {
     }
 }
 
+/// A dated option of a concert, with its seat counts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OptionView {
+    /// The option's id.
     pub id: i64,
+    /// Its concert.
     pub concert_id: i64,
+    /// When the show starts.
     pub starts_at: DateTime<Utc>,
+    /// Seats of the option.
     pub total_seats: u64,
+    /// Of which available now.
     pub available_seats: u64,
 }
 
@@ -84,18 +104,41 @@ impl From<OptionSummary> for OptionView {
     }
 }
 
+/// The query of `GET .../seats`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SeatQuery {
     /// `all` for every seat; otherwise only available seats.
     pub status: Option<String>,
 }
 
+/// An option's availability in a compact form a client can poll cheaply (with `If-None-Match`:
+/// `304` while nothing changed): the seats are those of `GET .../seats?status=all`, in that
+/// order (ascending seat id), and seat `i` is available when bit `i` of `bitmap` is set
+/// (byte `i / 8`, most significant bit first).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AvailabilityView {
+    /// The option.
+    pub option_id: i64,
+    /// Seats of the option.
+    pub seats: u64,
+    /// Of which available.
+    pub available: u64,
+    /// One bit per seat, base64 (standard alphabet, padded).
+    pub bitmap: String,
+}
+
+/// A seat with its status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SeatViewDto {
+    /// The seat's id.
     pub id: i64,
+    /// Its option.
     pub option_id: i64,
+    /// Its label, e.g. `A-1`.
     pub seat_no: String,
+    /// Its grade, e.g. `R`.
     pub grade: String,
+    /// Its price in points.
     pub price: i64,
     /// `available`, `held` or `sold`.
     pub status: &'static str,
@@ -118,29 +161,44 @@ impl From<SeatView> for SeatViewDto {
     }
 }
 
+/// The body of `POST /reservations`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HoldBody {
+    /// The user who holds.
     pub user_id: i64,
+    /// The option whose seats are held.
     pub option_id: i64,
+    /// The seats, all held or none (1 to 100, each of this option).
     pub seat_ids: Vec<i64>,
 }
 
+/// A body naming the user who acts.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserBody {
+    /// The user who acts.
     pub user_id: i64,
 }
 
+/// A reservation.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReservationView {
+    /// The reservation's id.
     pub id: Uuid,
+    /// Whose.
     pub user_id: i64,
+    /// For which option.
     pub option_id: i64,
+    /// Its seats, ascending.
     pub seat_ids: Vec<i64>,
     /// `held`, `confirmed`, `cancelled` or `expired`.
     pub status: &'static str,
+    /// The sum of its seats' prices, in points.
     pub amount: i64,
+    /// When the hold ends unless paid.
     pub expires_at: DateTime<Utc>,
+    /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// Points paid back by a cancel.
     pub refunded_amount: i64,
 }
 
@@ -165,20 +223,29 @@ impl From<Reservation> for ReservationView {
     }
 }
 
+/// The body of `POST /payments`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PayBody {
+    /// The user who pays (the reservation's owner).
     pub user_id: i64,
+    /// The hold to pay.
     pub reservation_id: Uuid,
 }
 
+/// A payment.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView {
+    /// The payment's id.
     pub id: Uuid,
+    /// The reservation paid.
     pub reservation_id: Uuid,
+    /// Who paid.
     pub user_id: i64,
+    /// Points debited.
     pub amount: i64,
     /// Always `paid`.
     pub status: &'static str,
+    /// The balance after the payment.
     pub balance: i64,
 }
 
@@ -195,15 +262,21 @@ impl From<Payment> for PaymentView {
     }
 }
 
+/// The body of `POST /point/charge`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChargeBody {
+    /// Whose wallet.
     pub user_id: i64,
+    /// Points to add (positive).
     pub amount: i64,
 }
 
+/// A user's balance.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BalanceView {
+    /// Whose.
     pub user_id: i64,
+    /// Points held.
     pub balance: i64,
 }
 
@@ -216,12 +289,17 @@ impl From<Balance> for BalanceView {
     }
 }
 
+/// An error answer (RFC 9457 problem details, `application/problem+json`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProblemView {
+    /// A URI naming the kind of problem.
     #[serde(rename = "type")]
     pub kind: String,
+    /// A short summary.
     pub title: String,
+    /// The HTTP status.
     pub status: u16,
+    /// What happened, for people.
     pub detail: String,
     /// The stable machine code.
     pub code: String,

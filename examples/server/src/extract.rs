@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use ticketing::QueueToken;
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// A JSON body.
 pub struct ApiJson<T>(pub T);

@@ -28,9 +28,21 @@ struct SlowAnswers {
     delay: Duration,
     start_late: bool,
     reads_late: bool,
+    /// How many times the seat map was read from this store.
+    seat_reads: std::sync::atomic::AtomicU64,
 }
 
 impl SlowAnswers {
+    fn new(inner: Arc<dyn TicketStore>, delay: Duration) -> Self {
+        Self {
+            inner,
+            delay,
+            start_late: false,
+            reads_late: false,
+            seat_reads: Default::default(),
+        }
+    }
+
     /// Serve this slowed-down store with this request time limit.
     async fn serve(self, timeout: Duration) -> Server {
         let service = TicketingService::new(Arc::new(self), Default::default());
@@ -73,7 +85,13 @@ impl TicketStore for SlowAnswers {
         self.inner.option(option).await
     }
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
-        self.inner.seats(option, now).await
+        self.seat_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let r = self.inner.seats(option, now).await;
+        if self.reads_late {
+            tokio::time::sleep(self.delay).await;
+        }
+        r
     }
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
         self.wait_to_start().await;
@@ -140,10 +158,9 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
     let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
     let delay = Duration::from_millis(600);
     let s = SlowAnswers {
-        inner: base.service.store().clone(),
-        delay,
         start_late: false,
         reads_late: false,
+        ..SlowAnswers::new(base.service.store().clone(), delay)
     }
     .serve(Duration::from_millis(150))
     .await;
@@ -197,10 +214,9 @@ async fn a_change_that_runs_out_of_time_is_finished_and_answered_outcome_unknown
     // A change still waiting to start when the time runs out is not cut off either: it runs
     // to its end after the 504 (a dropped handler would have dropped it).
     let s = SlowAnswers {
-        inner: base.service.store().clone(),
-        delay: Duration::from_millis(1_500),
         start_late: true,
         reads_late: false,
+        ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(1_500))
     }
     .serve(Duration::from_millis(300))
     .await;
@@ -384,10 +400,9 @@ async fn the_client_address_a_proxy_reports_is_the_key() {
 async fn a_read_that_runs_out_of_time_is_unavailable_with_retry_after() {
     let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
     let s = SlowAnswers {
-        inner: base.service.store().clone(),
-        delay: Duration::from_millis(600),
         start_late: false,
         reads_late: true,
+        ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(600))
     }
     .serve(Duration::from_millis(150))
     .await;
@@ -500,4 +515,90 @@ async fn an_instance_whose_lock_manager_is_down_is_live_but_not_ready() {
         .send(base.http.get(format!("{}/health/ready", base.root)))
         .await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
+}
+
+/// In a rush every buyer refreshes the seat map: 40 buyers asking at once for a seat map that
+/// takes the store 300 ms to read cost one store read, not 40, and all get the same answer;
+/// within the cache's time the next ones cost none. Once that time has passed, the map is
+/// read anew and shows the seat held meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let store = Arc::new(SlowAnswers {
+        reads_late: true,
+        ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(300))
+    });
+    let service = TicketingService::new(store.clone(), Default::default());
+    let ttl = Duration::from_millis(1_500);
+    let router = server_common::app::router(
+        service.clone(),
+        Duration::from_secs(10),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+        ttl,
+    );
+    let s = server_common::listen(router, service.clone()).await;
+    let started = Instant::now();
+    let answers = futures_join_all(
+        (0..40)
+            .map(|_| {
+                let (http, url) = (
+                    s.http.clone(),
+                    format!("{}/concerts/options/1/seats", s.base),
+                );
+                tokio::spawn(async move {
+                    let r = http.get(url).send().await.expect("answer");
+                    (r.status(), r.text().await.expect("body"))
+                })
+            })
+            .collect(),
+    )
+    .await;
+    assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
+    assert!(answers.iter().all(|(_, body)| *body == answers[0].1));
+    assert_eq!(
+        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "40 concurrent misses coalesced into one store read"
+    );
+    s.get("/concerts/options/1/availability").await;
+    service
+        .hold(ticketing::HoldRequest {
+            user_id: UserId(3),
+            option_id: OptionId(1),
+            seat_ids: vec![ticketing::SeatId(1)],
+            queue_token: None,
+            idempotency_key: None,
+        })
+        .await
+        .expect("hold");
+    let cached = s.get("/concerts/options/1/seats?status=all").await;
+    // (On a machine too slow to get here within the cache's time, the map was rightly read
+    // anew: nothing to check then.)
+    if started.elapsed() < ttl {
+        assert_eq!(
+            store.seat_reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "within the cache's time every form of the map is served from the one read"
+        );
+        assert_eq!(
+            cached.body[0]["status"], "available",
+            "served from the cache"
+        );
+    }
+    tokio::time::sleep(ttl).await;
+    let fresh = s.get("/concerts/options/1/seats?status=all").await;
+    assert_eq!(
+        fresh.body[0]["status"], "held",
+        "read anew once the cache's time passed"
+    );
+    assert!(store.seat_reads.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
+
+async fn futures_join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
 }

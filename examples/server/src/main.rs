@@ -1,13 +1,13 @@
-//! The example server: API.md over any backend.
+//! The ticketing server: API.md over any backend.
 //!
 //! ```sh
-//! cargo run --release --example server                     # memory store, demo catalog, :8080
+//! cargo run --release -p ticketing-server                  # memory store, demo catalog, :8080
 //! TICKETING_STORE=postgres DATABASE_URL=postgres://postgres@127.0.0.1/test \
 //!   TICKETING_STRATEGY=distributed-lock TICKETING_QUEUE=redis REDIS_URL=redis://127.0.0.1 \
-//!   cargo run --release --example server
+//!   cargo run --release -p ticketing-server
 //! ```
 
-mod app;
+use ticketing_server as app;
 
 /// glibc's allocator took ~11% of the CPU in a PostgreSQL rush over HTTP (`_int_malloc`,
 /// `unlink_chunk`, `malloc_consolidate`); mimalloc's thread-local free lists do not.
@@ -34,6 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
         limits,
+        Duration::from_millis(config.catalog_cache_ms),
     );
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     tracing::info!(

@@ -17,8 +17,8 @@ use governor::clock::{Clock, DefaultClock, QuantaInstant};
 use governor::{DefaultKeyedRateLimiter, NotUntil, Quota, RateLimiter};
 use ticketing::{ErrorCode, QueueToken};
 
-use super::AppState;
-use super::error::problem;
+use crate::error::problem;
+use crate::state::AppState;
 
 /// The server's rate limits (`None`: that limit is off), and the bound on changes in flight.
 pub struct Limits {
@@ -87,7 +87,7 @@ fn quota(per_sec: u32) -> Option<Quota> {
 
 impl Limits {
     /// The limits a configuration asks for; an unusable header name is an error.
-    pub fn from_config(config: &super::config::Config) -> Result<Self, String> {
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
         let header = config
             .client_ip_header
             .as_deref()

@@ -122,6 +122,11 @@ pub struct Config {
     /// is answered 503 before it starts.
     #[arg(long, env = "TICKETING_MAX_CHANGES_IN_FLIGHT", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_changes_in_flight: u32,
+    /// How stale the options and seat maps served may be, in milliseconds: each is read from
+    /// the store at most once per this time, however many ask (0: every request reads the
+    /// store). Holds are always decided by the store.
+    #[arg(long, env = "TICKETING_CATALOG_CACHE_MS", default_value_t = 250)]
+    pub catalog_cache_ms: u64,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use ticketing::TicketingService;
 
-#[path = "../examples/server/app/mod.rs"]
-#[allow(dead_code, unused_imports, missing_docs)]
-pub mod app;
+pub use ticketing_server as app;
 
 /// A running server: its API base URL and the service behind it.
 pub struct Server {
@@ -28,6 +26,10 @@ pub async fn start(flags: &[&str]) -> Server {
     if !flags.contains(&"--rate-per-client") {
         argv.extend_from_slice(&["--rate-per-client", "0"]);
     }
+    // Tests read what they just changed; the one that tests the catalog cache sets it.
+    if !flags.contains(&"--catalog-cache-ms") {
+        argv.extend_from_slice(&["--catalog-cache-ms", "0"]);
+    }
     argv.extend_from_slice(flags);
     let config = app::config::Config::parse_from(argv);
     let backends = app::backends::build(&config)
@@ -36,13 +38,14 @@ pub async fn start(flags: &[&str]) -> Server {
     app::spawn_background(&backends);
     let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config).expect("limits"));
     app::limit::spawn_pruning(limits.clone());
-    serve(
-        backends.service,
+    let router = app::router(
+        backends.service.clone(),
         Duration::from_millis(config.request_timeout_ms),
         config.max_body_bytes,
         limits,
-    )
-    .await
+        Duration::from_millis(config.catalog_cache_ms),
+    );
+    listen(router, backends.service).await
 }
 
 /// Serve API.md over `service` (no background tasks) on an ephemeral port.
@@ -52,7 +55,12 @@ pub async fn serve(
     max_body: usize,
     limits: std::sync::Arc<app::limit::Limits>,
 ) -> Server {
-    let router = app::router(service.clone(), timeout, max_body, limits);
+    let router = app::router(service.clone(), timeout, max_body, limits, Duration::ZERO);
+    listen(router, service).await
+}
+
+/// Serve `router` on an ephemeral port.
+pub async fn listen(router: axum::Router, service: TicketingService) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding a port");
@@ -78,6 +86,8 @@ pub struct Answer {
     pub content_type: String,
     /// The `Retry-After` header, if any.
     pub retry_after: Option<String>,
+    /// The `ETag` header, if any.
+    pub etag: Option<String>,
     pub body: Value,
 }
 
@@ -111,12 +121,18 @@ impl Server {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let etag = resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = resp.text().await.expect("a body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Answer {
             status,
             content_type,
             retry_after,
+            etag,
             body,
         }
     }

@@ -73,7 +73,7 @@ async fn catalog_endpoints_and_operations() {
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("a path item") {
             let shared: &[&str] = match method.as_str() {
-                "post" => &["413", "429", "503", "504"],
+                "post" | "delete" => &["413", "429", "503", "504"],
                 "get" => &["503"],
                 _ => continue,
             };
@@ -171,6 +171,11 @@ async fn a_buyer_queues_holds_pays_and_cancels() {
     assert_eq!(paid.body["balance"], 200_000);
     assert_eq!(s.get("/users/7/points").await.body["balance"], 200_000);
     assert_eq!(
+        s.get(&format!("/queue/tokens/{token}")).await.body["status"],
+        "expired",
+        "paying ends the buyer's queue token: the place goes to the next in line"
+    );
+    assert_eq!(
         s.get(&format!("/reservations/{id}")).await.body["status"],
         "confirmed"
     );
@@ -200,6 +205,101 @@ async fn a_buyer_queues_holds_pays_and_cancels() {
     )
     .await
     .problem(409, "invalid_state");
+}
+
+/// Seat maps and options carry an `ETag`: a client polling with `If-None-Match` gets `304`
+/// with no body until something changes. The compact availability form has one bit per seat
+/// of `?status=all`, in its order, set for the available ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seat_maps_carry_an_etag_and_a_compact_availability_form() {
+    let s = memory_server().await;
+    let url = format!("{}/concerts/options/1/availability", s.base);
+    let first = s.get("/concerts/options/1/availability").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.content_type, "application/json");
+    assert_eq!(
+        (first.body["seats"].clone(), first.body["available"].clone()),
+        (json!(20), json!(20))
+    );
+    let etag = first.etag.clone().expect("an ETag");
+    let again = s
+        .send(s.http.get(&url).header("if-none-match", &etag))
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.etag.as_deref(), Some(etag.as_str()));
+
+    let token = s.admitted_token(9, 1).await;
+    let held = s
+        .post(
+            "/reservations",
+            json!({"user_id": 9, "option_id": 1, "seat_ids": [2, 11]}),
+            &[("X-Queue-Token", token.as_str())],
+        )
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let changed = s
+        .send(s.http.get(&url).header("if-none-match", &etag))
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "a hold changes the version");
+    assert_ne!(changed.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(changed.body["available"], 18);
+    let bitmap = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        changed.body["bitmap"].as_str().expect("bitmap"),
+    )
+    .expect("base64");
+    let all = s.get("/concerts/options/1/seats?status=all").await;
+    let seats = all.body.as_array().expect("seats");
+    assert_eq!(seats.len(), 20);
+    for (i, seat) in seats.iter().enumerate() {
+        let bit = bitmap[i / 8] & (0x80 >> (i % 8)) != 0;
+        assert_eq!(bit, seat["status"] == "available", "seat {i}: {seat}");
+    }
+    assert!(all.etag.is_some());
+    let options = s.get("/concerts/1/options").await;
+    let tag = options.etag.expect("options carry an ETag");
+    let url = format!("{}/concerts/1/options", s.base);
+    let same = s.send(s.http.get(&url).header("if-none-match", &tag)).await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    s.get("/concerts/options/99/availability")
+        .await
+        .problem(404, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_leaves_the_waiting_room() {
+    let s = memory_server().await;
+    let token = s.admitted_token(8, 1).await;
+    let leave = |t: &str| s.http.delete(format!("{}/queue/tokens/{t}", s.base));
+    assert_eq!(s.send(leave(&token)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get(&format!("/queue/tokens/{token}")).await.body["status"],
+        "expired"
+    );
+    assert_eq!(
+        s.send(leave(&token)).await.status,
+        StatusCode::NO_CONTENT,
+        "leaving twice changes nothing"
+    );
+    s.post(
+        "/reservations",
+        json!({"user_id": 8, "option_id": 1, "seat_ids": [1]}),
+        &[("X-Queue-Token", token.as_str())],
+    )
+    .await
+    .problem(403, "queue_token_not_admitted");
+    s.send(leave("0123456789abcdef0123456789abcdef"))
+        .await
+        .problem(404, "not_found");
+    let again = s
+        .post("/queue/tokens", json!({"user_id": 8, "concert_id": 1}), &[])
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "a new token after leaving"
+    );
+    assert_ne!(again.body["token"], token.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,17 +102,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// The example binary, built fresh (a no-op when up to date).
+/// The server binary, which cargo builds before it runs this crate's integration tests.
 pub fn server_binary() -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", "server"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("running cargo");
-    assert!(status.success(), "building the server example");
-    let exe = std::env::current_exe().expect("test path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    dir.join("examples").join("server")
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_ticketing-server"))
 }
 
 /// Start a server process on PostgreSQL (`db_url`) and Redis with these extra variables, and
@@ -128,6 +120,8 @@ pub async fn spawn(
     cmd.env("TICKETING_ADDR", format!("127.0.0.1:{port}"))
         .env("TICKETING_STORE", "postgres")
         .env("TICKETING_QUEUE", "redis")
+        // The tests read the seats they just changed: no catalog cache.
+        .env("TICKETING_CATALOG_CACHE_MS", "0")
         .env("DATABASE_URL", db_url)
         .env("REDIS_URL", &shared.redis_url)
         .env("TICKETING_REDIS_PREFIX", &shared.prefix)

@@ -11,7 +11,7 @@ use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
 use ticketing_postgres::{BatchConfig, DatabaseClock, LockWait, PgConfig, PgStore, PgStrategy};
 use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
-use super::config::{Config, QueueKind, StoreKind, StrategyKind};
+use crate::config::{Config, QueueKind, StoreKind, StrategyKind};
 
 fn need<'a>(url: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
     url.as_deref()

@@ -8,8 +8,11 @@ use ticketing::{Error, ErrorCode};
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The stable code of API.md.
     pub code: &'static str,
+    /// What happened, for people.
     pub detail: String,
 }
 
@@ -24,6 +27,7 @@ struct Problem<'a> {
 }
 
 impl ApiError {
+    /// An error answer with this status, code and detail.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
@@ -32,6 +36,7 @@ impl ApiError {
         }
     }
 
+    /// `400 invalid_request`.
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -58,7 +63,7 @@ impl From<Error> for ApiError {
 
 /// The problem+json body for a status, code and detail. A `503` says when to try again
 /// (`Retry-After: 1`: it means nothing changed, and the store or the server is expected back
-/// soon); a `429` says so itself ([`super::limit`]).
+/// soon); a `429` says so itself ([`crate::limit`]).
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = Problem {
         kind: format!("https://ticketing.invalid/problems/{code}"),

@@ -1,0 +1,113 @@
+//! The loops a server runs beside its requests: admission, expiry, retention, outbox relay.
+
+use std::time::Duration;
+
+use ticketing::{ExpirySweeper, OutboxRelay, RetentionPruner};
+
+use crate::backends;
+
+/// Admit waiting tokens every 100 ms, expire due holds every second, forget what is older than
+/// the retention window every 10 s and relay outbox events every 200 ms, until aborted.
+pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinHandle<()>> {
+    let service = backends.service.clone();
+    let admitter = {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                if service.queue().is_none() {
+                    continue;
+                }
+                if let Err(e) = service.admit().await {
+                    tracing::warn!(error = %e, "admission tick failed");
+                }
+                match service.queue_lengths().await {
+                    Ok(lengths) => {
+                        for l in lengths {
+                            let concert = l.concert_id.to_string();
+                            metrics::gauge!("ticketing_queue_waiting", "concert" => concert.clone())
+                                .set(l.waiting as f64);
+                            metrics::gauge!("ticketing_queue_admitted", "concert" => concert)
+                                .set(l.admitted as f64);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading queue lengths failed"),
+                }
+            }
+        })
+    };
+    let sweeper = {
+        let sweeper = ExpirySweeper::new(service.store().clone(), service.clock().clone(), 1_000);
+        let (store, queue) = backends.memory.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                // What the memory backends keep, so an operator sees it follow the load.
+                if let Some(sizes) = store.as_ref().map(|s| s.sizes()) {
+                    for (kind, n) in [
+                        ("users", sizes.users),
+                        ("reservations", sizes.reservations),
+                        ("idempotency_records", sizes.idempotency_records),
+                        ("outbox_pending", sizes.outbox_pending),
+                    ] {
+                        metrics::gauge!("ticketing_memory_records", "kind" => kind).set(n as f64);
+                    }
+                }
+                if let Some(n) = queue.as_ref().map(|q| q.remembered_tokens()) {
+                    metrics::gauge!("ticketing_memory_records", "kind" => "queue_tokens")
+                        .set(n as f64);
+                }
+                match sweeper.run_once().await {
+                    Ok(ids) => {
+                        metrics::counter!("ticketing_expiries_total").increment(ids.len() as u64)
+                    }
+                    Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+                }
+            }
+        })
+    };
+    let pruner = {
+        let pruner = RetentionPruner::new(
+            service.store().clone(),
+            service.clock().clone(),
+            backends.retention,
+            1_000,
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                match pruner.run_once().await {
+                    Ok(n) => metrics::counter!("ticketing_pruned_total").increment(n),
+                    Err(e) => tracing::warn!(error = %e, "retention pruning failed"),
+                }
+            }
+        })
+    };
+    let relay = {
+        let mut relay = OutboxRelay::new(service.store().clone(), backends.sink.clone(), 500);
+        if let Some(locks) = backends.relay_lock.clone() {
+            relay = relay.with_lock(locks, "{outbox}:relay", chrono::Duration::seconds(10));
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                while let Ok(n) = relay.run_once().await.inspect_err(|e| {
+                    tracing::warn!(error = %e, "outbox relay step failed");
+                }) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+        })
+    };
+    let mut tasks = vec![admitter, sweeper, pruner, relay];
+    if let Some(clock) = &backends.database_clock {
+        tasks.push(clock.spawn_sync(Duration::from_secs(10)));
+    }
+    tasks
+}

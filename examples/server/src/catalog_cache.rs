@@ -1,0 +1,274 @@
+//! Catalog reads under a rush: every buyer refreshes the seat map, so options and seat maps are
+//! served from a short-lived cache instead of the store.
+//!
+//! - **Bounded staleness**: an entry is served for at most the configured time (default 250
+//!   ms) after it was read from the store; `0` turns the cache off.
+//! - **One store read per refresh**: concurrent misses of one key wait for the first one's read
+//!   instead of each reading the store.
+//! - **Serialized once**: an entry holds its answers as JSON bytes, with an `ETag`, so a hit
+//!   costs a copy of a reference, and a client polling with `If-None-Match` gets `304`.
+//! - **Bounded memory**: at most [`CAPACITY_BYTES`] of answers, least recently used first out;
+//!   only what the store found is kept (an unknown id is never cached).
+//!
+//! A hold is always decided by the store, never by what this cache says.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use serde::Serialize;
+use ticketing::{ConcertId, OptionId, SeatStatus, TicketingService};
+
+use crate::dto::{AvailabilityView, OptionView, SeatViewDto};
+
+/// The most bytes of answers the cache keeps.
+pub const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// One answer, serialized, with its entity tag.
+#[derive(Debug, Clone)]
+pub struct Body {
+    json: Bytes,
+    etag: HeaderValue,
+}
+
+impl Body {
+    fn new(value: &impl Serialize) -> ticketing::Result<Self> {
+        let json = serde_json::to_vec(value).map_err(|e| ticketing::Error::Unavailable {
+            message: format!("serializing a catalog answer: {e}"),
+            retryable: false,
+            source: None,
+        })?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        json.hash(&mut hasher);
+        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Ok(Self {
+            json: Bytes::from(json),
+            etag,
+        })
+    }
+
+    /// `200` with the JSON, or `304` when the request's `If-None-Match` names this version.
+    pub fn answer(&self, request: &HeaderMap) -> Response {
+        let fresh = request
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/").as_bytes() == self.etag.as_bytes()
+            });
+        let headers = [
+            (header::ETAG, self.etag.clone()),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ];
+        if fresh {
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+        (
+            headers,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.json.clone(),
+        )
+            .into_response()
+    }
+
+    fn len(&self) -> u64 {
+        self.json.len() as u64
+    }
+}
+
+/// An option's seat map in its three forms, all from one store read.
+#[derive(Debug, Clone)]
+pub struct SeatMap {
+    /// Every seat (`?status=all`).
+    pub all: Body,
+    /// The available seats (the default).
+    pub available: Body,
+    /// The compact form ([`AvailabilityView`]).
+    pub availability: Body,
+}
+
+/// An answer and when it was read from the store.
+#[derive(Debug)]
+struct Stamped<T> {
+    read_at: Instant,
+    value: T,
+}
+
+/// What an answer weighs in the cache: its bytes.
+trait Size {
+    fn size(&self) -> u64;
+}
+
+impl Size for Body {
+    fn size(&self) -> u64 {
+        self.len()
+    }
+}
+
+impl Size for SeatMap {
+    fn size(&self) -> u64 {
+        self.all.len() + self.available.len() + self.availability.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BySize;
+
+impl<K, T: Size> Weighter<K, Arc<Stamped<T>>> for BySize {
+    fn weight(&self, _: &K, entry: &Arc<Stamped<T>>) -> u64 {
+        entry.value.size().max(1)
+    }
+}
+
+type Entries<K, T> = Cache<K, Arc<Stamped<T>>, BySize>;
+
+/// The cache of catalog answers (see the module's docs).
+pub struct CatalogCache {
+    ttl: Duration,
+    options: Entries<ConcertId, Body>,
+    seats: Entries<OptionId, SeatMap>,
+}
+
+impl std::fmt::Debug for CatalogCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogCache")
+            .field("ttl", &self.ttl)
+            .field("options", &self.options.len())
+            .field("seats", &self.seats.len())
+            .finish()
+    }
+}
+
+impl CatalogCache {
+    /// A cache serving each answer for at most `ttl` after its store read; `Duration::ZERO`
+    /// reads the store every time.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            options: Cache::with_weighter(1_024, CAPACITY_BYTES / 8, BySize),
+            seats: Cache::with_weighter(4_096, CAPACITY_BYTES, BySize),
+        }
+    }
+
+    /// A concert's options, as JSON.
+    pub async fn options(
+        &self,
+        service: &TicketingService,
+        concert: ConcertId,
+    ) -> ticketing::Result<Body> {
+        get(&self.options, self.ttl, concert, || async {
+            let options: Vec<OptionView> = service
+                .options(concert)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            Body::new(&options)
+        })
+        .await
+    }
+
+    /// An option's seat map, in its three forms.
+    pub async fn seats(
+        &self,
+        service: &TicketingService,
+        option: OptionId,
+    ) -> ticketing::Result<SeatMap> {
+        get(&self.seats, self.ttl, option, || async {
+            let mut seats = service.seats(option).await?;
+            seats.sort_by_key(|v| v.seat.id);
+            let mut bitmap = vec![0u8; seats.len().div_ceil(8)];
+            let mut available = 0;
+            for (i, v) in seats.iter().enumerate() {
+                if v.status == SeatStatus::Available {
+                    bitmap[i / 8] |= 0x80 >> (i % 8);
+                    available += 1;
+                }
+            }
+            let compact = AvailabilityView {
+                option_id: option.0,
+                seats: seats.len() as u64,
+                available,
+                bitmap: base64::engine::general_purpose::STANDARD.encode(&bitmap),
+            };
+            let availability = Body::new(&compact)?;
+            let all: Vec<SeatViewDto> = seats.into_iter().map(Into::into).collect();
+            let open: Vec<&SeatViewDto> = all.iter().filter(|s| s.status == "available").collect();
+            Ok(SeatMap {
+                available: Body::new(&open)?,
+                all: Body::new(&all)?,
+                availability,
+            })
+        })
+        .await
+    }
+}
+
+/// The answer for `key`: cached if read less than `ttl` ago, else read (once, however many ask
+/// at the same time) and kept.
+async fn get<K, T, F, Fut>(
+    entries: &Entries<K, T>,
+    ttl: Duration,
+    key: K,
+    read: F,
+) -> ticketing::Result<T>
+where
+    K: Eq + std::hash::Hash + Clone,
+    T: Size + Clone,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ticketing::Result<T>>,
+{
+    if ttl.is_zero() {
+        return read().await;
+    }
+    // Negative control (scripts/controls.sh): a cache whose concurrent misses each read the
+    // store; the coalescing test must catch it.
+    #[cfg(ticketing_control = "uncoalesced")]
+    {
+        if let Some(entry) = entries.get(&key).filter(|e| e.read_at.elapsed() < ttl) {
+            return Ok(entry.value.clone());
+        }
+        let read_at = Instant::now();
+        let value = read().await?;
+        entries.insert(
+            key,
+            Arc::new(Stamped {
+                read_at,
+                value: value.clone(),
+            }),
+        );
+        return Ok(value);
+    }
+    #[allow(unreachable_code)]
+    loop {
+        match entries.get_value_or_guard_async(&key).await {
+            Ok(entry) if entry.read_at.elapsed() < ttl => return Ok(entry.value.clone()),
+            Ok(stale) => {
+                // Out of date: the first caller to see it so takes it out, and the next turn
+                // of the loop reads it anew (the others wait for that read).
+                entries.remove_if(&key, |current| Arc::ptr_eq(current, &stale));
+            }
+            Err(guard) => {
+                let read_at = Instant::now();
+                let value = read().await?;
+                let _ = guard.insert(Arc::new(Stamped {
+                    read_at,
+                    value: value.clone(),
+                }));
+                return Ok(value);
+            }
+        }
+    }
+}

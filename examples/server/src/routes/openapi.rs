@@ -1,0 +1,125 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::OpenApi;
+
+use crate::routes::{concerts, health, payments, points, queue, reservations};
+
+/// `GET /api-docs/openapi.json`.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The OpenAPI document of the server (served at `/api-docs/openapi.json`).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ticketing example server",
+        description = "The HTTP contract of API.md."
+    ),
+    paths(
+        queue::enqueue,
+        queue::token_status,
+        queue::leave,
+        concerts::concerts,
+        concerts::options,
+        concerts::seats,
+        concerts::availability,
+        reservations::hold,
+        reservations::reservation,
+        reservations::cancel,
+        reservations::user_reservations,
+        payments::pay,
+        points::charge,
+        points::points,
+        health::health,
+        health::live,
+        health::ready,
+        health::metrics_text
+    ),
+    modifiers(&SharedAnswers)
+)]
+pub struct ApiDoc;
+
+/// The answers every operation may give besides its own, added to each: `503 unavailable`
+/// (nothing changed; `Retry-After`) everywhere, and on every change (the POSTs) `413
+/// payload_too_large`, `429 rate_limited` (`Retry-After`) and `504 outcome_unknown`. Every
+/// error answer (4xx, 5xx) is documented as `application/problem+json`, which is what it is.
+struct SharedAnswers;
+
+impl utoipa::Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Header, ObjectBuilder, Ref, ResponseBuilder, Type};
+        let answer = |description: &str, retry_after: bool| {
+            let mut r = ResponseBuilder::new().description(description).content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ProblemView")))
+                    .build(),
+            );
+            if retry_after {
+                r = r.header(
+                    "Retry-After",
+                    Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+                );
+            }
+            r.build()
+        };
+        let shared = [
+            (
+                "503",
+                "unavailable: nothing changed; try again after Retry-After seconds",
+                true,
+                false,
+            ),
+            (
+                "413",
+                "payload_too_large: the body is over the server's limit",
+                false,
+                true,
+            ),
+            (
+                "429",
+                "rate_limited: try again after Retry-After seconds",
+                true,
+                true,
+            ),
+            (
+                "504",
+                "outcome_unknown: the change may have happened; retry with the same Idempotency-Key",
+                false,
+                true,
+            ),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for (op, change) in [
+                (item.get.as_mut(), false),
+                (item.post.as_mut(), true),
+                (item.delete.as_mut(), true),
+            ] {
+                let Some(op) = op else { continue };
+                for (status, description, retry_after, only_changes) in shared {
+                    if only_changes && !change {
+                        continue;
+                    }
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| answer(description, retry_after).into());
+                }
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if (status.starts_with('4') || status.starts_with('5'))
+                        && let Some(json) = response.content.shift_remove("application/json")
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), json);
+                    }
+                }
+            }
+        }
+    }
+}

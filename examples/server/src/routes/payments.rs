@@ -1,0 +1,43 @@
+//! Payments: pay for a hold with points.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use ticketing::{PayRequest, ReservationId, UserId};
+
+use crate::dto::{PayBody, PaymentView, ProblemView};
+use crate::extract::{ApiJson, IdempotencyKeyHeader, QueueTokenHeader};
+use crate::routes::{ApiResult, detached, gated};
+use crate::state::AppState;
+
+/// `POST /payments` (gated by an admitted queue token).
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route("/payments", gated(state, post(pay)))
+}
+
+/// Pay a hold with points: debit and confirm, atomically. Needs an admitted queue token;
+/// paying ends it (the place goes to the next in line).
+#[utoipa::path(post, path = "/api/ticketing/payments", request_body = PayBody,
+    params(("X-Queue-Token" = String, Header, description = "an admitted queue token"), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = PaymentView), (status = 402, body = ProblemView), (status = 403, body = ProblemView),
+              (status = 404, body = ProblemView), (status = 409, body = ProblemView)))]
+pub async fn pay(
+    State(s): State<AppState>,
+    QueueTokenHeader(token): QueueTokenHeader,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiJson(body): ApiJson<PayBody>,
+) -> ApiResult<Response> {
+    let request = PayRequest {
+        user_id: UserId(body.user_id),
+        reservation_id: ReservationId(body.reservation_id),
+        queue_token: token,
+        idempotency_key: key,
+    };
+    let service = s.service.clone();
+    let payment = detached(&s, async move { service.pay(request).await }).await?;
+    metrics::counter!("ticketing_confirms_total").increment(1);
+    Ok((StatusCode::CREATED, Json(PaymentView::from(payment))).into_response())
+}

@@ -1,0 +1,47 @@
+//! Points: charge a wallet, read a balance.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use ticketing::{Points, UserId};
+
+use crate::dto::{BalanceView, ChargeBody, ProblemView};
+use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader};
+use crate::routes::{ApiResult, detached, per_client};
+use crate::state::AppState;
+
+/// `POST /point/charge` (limited per client address), `GET /users/{id}/points`.
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/point/charge", per_client(state, post(charge)))
+        .route("/users/{id}/points", get(points))
+}
+
+/// Add points to a wallet.
+#[utoipa::path(post, path = "/api/ticketing/point/charge", request_body = ChargeBody,
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = BalanceView), (status = 400, body = ProblemView)))]
+pub async fn charge(
+    State(s): State<AppState>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
+    ApiJson(body): ApiJson<ChargeBody>,
+) -> ApiResult<Json<BalanceView>> {
+    let service = s.service.clone();
+    let balance = detached(&s, async move {
+        service
+            .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
+            .await
+    })
+    .await?;
+    Ok(Json(balance.into()))
+}
+
+/// A user's balance (0 for a user never seen).
+#[utoipa::path(get, path = "/api/ticketing/users/{id}/points", responses((status = 200, body = BalanceView)))]
+pub async fn points(
+    State(s): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<BalanceView>> {
+    Ok(Json(s.service.balance(UserId(id)).await?.into()))
+}
