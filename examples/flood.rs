@@ -1,6 +1,7 @@
-//! An attacker loop against a running server: `POST /payments` with a random queue token of
-//! `--token-bytes` bytes, at `--rate` requests a second for `--seconds`, counting the answers
-//! by status. For measuring what made-up tokens cost the server (BENCHMARKS.md).
+//! A fixed-rate load against a running server, counting the answers by status: by default an
+//! attacker's `POST /payments` with a random queue token of `--token-bytes` bytes (what made-up
+//! tokens cost the server); with `--get PATH`, plain GETs of that path (e.g. buyers refreshing
+//! a seat map during a rush). At `--rate` requests a second for `--seconds` (BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo run --release --example flood -- --url http://127.0.0.1:8080 --rate 2000 --seconds 60
@@ -27,6 +28,9 @@ struct Args {
     /// Length of each random token (hexadecimal characters).
     #[arg(long, default_value_t = 8 * 1024)]
     token_bytes: usize,
+    /// GET this path (under the root URL) instead of posting made-up payments.
+    #[arg(long)]
+    get: Option<String>,
     /// Requests in flight at most (more are skipped, and counted as such).
     #[arg(long, default_value_t = 256)]
     in_flight: usize,
@@ -64,7 +68,15 @@ async fn main() {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
     let end = started + Duration::from_secs(args.seconds);
-    let body = random_body(args.token_bytes);
+    let body = random_body(if args.get.is_some() {
+        0
+    } else {
+        args.token_bytes
+    });
+    let get = args
+        .get
+        .as_ref()
+        .map(|p| format!("{}{p}", args.url.trim_end_matches('/')));
     let mut sent = 0u64;
     let mut skipped = 0u64;
     while Instant::now() < end {
@@ -74,10 +86,13 @@ async fn main() {
             continue;
         };
         sent += 1;
-        let req = http
-            .post(&url)
-            .header("X-Queue-Token", random_token(&body))
-            .json(&serde_json::json!({"user_id": 1, "reservation_id": uuid::Uuid::new_v4()}));
+        let req = match &get {
+            Some(url) => http.get(url),
+            None => http
+                .post(&url)
+                .header("X-Queue-Token", random_token(&body))
+                .json(&serde_json::json!({"user_id": 1, "reservation_id": uuid::Uuid::new_v4()})),
+        };
         let statuses = statuses.clone();
         tokio::spawn(async move {
             let key = match req.send().await {

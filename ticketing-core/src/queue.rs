@@ -179,9 +179,12 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
 
     /// End a token at `now`: a waiting token leaves the line (it is never admitted), an
     /// admitted one gives its place back at once, so the next `admit` can let someone else in
-    /// (its holder paid, or gave up). The token is answered `expired` from then on, and its
-    /// user joining again gets a new token at the back of the line. Ending a token that already
-    /// ended changes nothing; `not_found` for an unknown token.
+    /// (its holder paid, or gave up). The token is answered `expired` from then on, whatever
+    /// the clock of any instance reads, and its user joining again gets a new token at the back
+    /// of the line. Ending a token that already ended changes nothing; `not_found` for an
+    /// unknown token, and for one forgotten after its grace period (as [`Self::status`]).
+    /// Positions of the tokens behind one that left are not renumbered: a position is an
+    /// estimate, admission order is exact.
     async fn leave(&self, token: &QueueToken, now: DateTime<Utc>) -> Result<()>;
 
     /// Admit the next tokens of every concert as the rate and max-active allow; returns how

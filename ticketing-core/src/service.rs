@@ -6,7 +6,9 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{Balance, Concert, OptionSummary, Payment, Reservation, SeatView};
+use crate::domain::{
+    Balance, Concert, OptionSummary, Payment, Reservation, ReservationStatus, SeatView,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::{IdempotencyKey, StoredOutcome};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
@@ -291,15 +293,43 @@ impl TicketingService {
                 fence: None,
             })
             .await?;
-        // The buyer is done: their place in the waiting room goes to the next in line at once,
-        // not when the admission would have lapsed. The payment stands whatever the queue says.
         if self.gates()
-            && let (Some(queue), Some(token)) = (&self.queue, &req.queue_token)
-            && let Err(e) = queue.leave(token, self.clock.now()).await
+            && let Some(token) = &req.queue_token
         {
-            tracing::warn!(error = %e, "a paid buyer's queue token could not be ended; it lapses at its time");
+            self.finish_token(token, req.user_id).await;
         }
         Ok(payment)
+    }
+
+    /// After a payment: a buyer with no other hold left in the concert is done, and their place
+    /// in the waiting room goes to the next in line at once, not when the admission would have
+    /// lapsed. A buyer who still holds seats of another option keeps the token to pay for them.
+    /// The payment stands whatever happens here (failures are logged; the token then lapses at
+    /// its time).
+    async fn finish_token(&self, token: &QueueToken, user: UserId) {
+        let Some(queue) = &self.queue else { return };
+        let now = self.clock.now();
+        let done = async {
+            let ticket = queue.status(token, now).await?;
+            for r in self.store.user_reservations(user, now).await? {
+                if r.status == ReservationStatus::Held
+                    && self.store.option(r.option_id).await?.concert_id == ticket.concert_id
+                {
+                    return Ok(false);
+                }
+            }
+            queue.leave(token, now).await.map(|()| true)
+        };
+        match done.await {
+            Ok(true) => tracing::debug!(user = user.0, "paid buyer's queue token ended"),
+            Ok(false) => {
+                tracing::debug!(user = user.0, "paid buyer still holds seats: token kept")
+            }
+            Err(e) => tracing::warn!(
+                error = %e,
+                "a paid buyer's queue token could not be ended; it lapses at its time"
+            ),
+        }
     }
 
     /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).

@@ -20,17 +20,62 @@ struct Entry {
     admitted_until: Option<DateTime<Utc>>,
 }
 
+/// What an ended token's `admitted_until` says: over, whatever any clock reads.
+const ENDED: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
+impl Entry {
+    fn ended(&self) -> bool {
+        self.admitted_until == Some(ENDED)
+    }
+}
+
+impl Room {
+    /// Take the tokens that left from the front of the line (the next admission would skip
+    /// them) and, once they are half of it, from everywhere in it; they are forgotten one
+    /// `active_ttl` from `now`.
+    fn sweep_left(&mut self, entries: &HashMap<QueueToken, Entry>, now: DateTime<Utc>) {
+        let gone = |t: &QueueToken| entries.get(t).is_none_or(|e| e.admitted_until.is_some());
+        while self.waiting.front().is_some_and(gone) {
+            if let Some(token) = self.waiting.pop_front() {
+                self.left_waiting = self.left_waiting.saturating_sub(1);
+                self.lapsed.push_back((now, token));
+            }
+        }
+        if self.left_waiting > 0 && self.left_waiting * 2 >= self.waiting.len() as u64 {
+            let mut left = Vec::new();
+            self.waiting.retain(|t| {
+                let g = gone(t);
+                if g {
+                    left.push(t.clone());
+                }
+                !g
+            });
+            self.left_waiting = 0;
+            self.lapsed.extend(left.into_iter().map(|t| (now, t)));
+        }
+    }
+
+    fn active(&self) -> u64 {
+        (self.admitted.len() as u64).saturating_sub(self.released)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Room {
     last_seq: u64,
     /// The highest `seq` admitted so far (admission is strictly in `seq` order).
     admitted_through: u64,
     waiting: VecDeque<QueueToken>,
-    /// Tokens of `waiting` that left the line; skipped (and uncounted) when admission reaches
-    /// them, so leaving costs nothing however long the line.
+    /// Tokens of `waiting` that left the line: skipped (and uncounted) when admission reaches
+    /// them, or swept out together once they are half the line, so leaving costs O(1)
+    /// amortized however long the line, and the line never keeps more than twice its live
+    /// tokens.
     left_waiting: u64,
     /// Admitted tokens and when their admission lapses, soonest first.
     admitted: VecDeque<(DateTime<Utc>, QueueToken)>,
+    /// Tokens of `admitted` that left before their admission lapsed: their places are free
+    /// (not counted as active), and they leave `admitted` when they would have lapsed.
+    released: u64,
     /// Tokens whose admission lapsed, oldest first: still answered `expired` for one more
     /// `active_ttl`, then forgotten (so the queue's memory follows the live load, not every
     /// buyer ever seen).
@@ -130,26 +175,20 @@ impl WaitingQueue for MemoryQueue {
         let entry = entries
             .get_mut(token)
             .ok_or_else(|| Error::not_found("queue token", token))?;
+        let was = entry.admitted_until;
+        if entry.ended() || was.is_some_and(|until| until <= now) {
+            return Ok(()); // Already over.
+        }
+        entry.admitted_until = Some(ENDED);
         let room = rooms.entry(entry.concert).or_default();
-        match entry.admitted_until {
-            None => {
-                // Still in `waiting`: admission skips it when it gets there (and only then
-                // starts forgetting it, so the count of those who left stays exact).
-                room.left_waiting += 1;
-                entry.admitted_until = Some(now);
-            }
-            Some(until) if until > now => {
-                // Admitted: give the place back now. `admitted` is in order of lapse, so the
-                // token is among those lapsing at `until`.
-                let from = room.admitted.partition_point(|(u, _)| *u < until);
-                let to = room.admitted.partition_point(|(u, _)| *u <= until);
-                if let Some(i) = (from..to).find(|&i| room.admitted[i].1 == *token) {
-                    room.admitted.remove(i);
-                }
-                entry.admitted_until = Some(now);
-                room.lapsed.push_back((now, token.clone()));
-            }
-            Some(_) => {} // Already ended.
+        if was.is_none() {
+            // Waiting: out of the line when admission gets to it, or swept out with others.
+            room.left_waiting += 1;
+            room.sweep_left(entries, now);
+        } else {
+            // Admitted: the place is free at once; the token leaves `admitted` when it
+            // would have lapsed.
+            room.released += 1;
         }
         Ok(())
     }
@@ -169,8 +208,14 @@ impl WaitingQueue for MemoryQueue {
                 .front()
                 .is_some_and(|(until, _)| *until <= now)
             {
-                room.lapsed.extend(room.admitted.pop_front());
+                if let Some((until, token)) = room.admitted.pop_front() {
+                    if entries.get(&token).is_some_and(Entry::ended) {
+                        room.released = room.released.saturating_sub(1);
+                    }
+                    room.lapsed.push_back((until, token));
+                }
             }
+            room.sweep_left(entries, now);
             while let Some((until, _)) = room.lapsed.front() {
                 if *until + self.config.active_ttl > now {
                     break;
@@ -183,10 +228,8 @@ impl WaitingQueue for MemoryQueue {
                 }
             }
             let elapsed = room.last_admit.map(|t| now - t);
-            let budget = self
-                .config
-                .admit_budget(elapsed, room.admitted.len() as u64);
-            let n = budget.min(room.waiting.len() as u64 - room.left_waiting);
+            let budget = self.config.admit_budget(elapsed, room.active());
+            let n = budget.min((room.waiting.len() as u64).saturating_sub(room.left_waiting));
             if n == 0 {
                 continue;
             }
@@ -197,6 +240,7 @@ impl WaitingQueue for MemoryQueue {
                     break;
                 };
                 let Some(entry) = entries.get_mut(&token) else {
+                    room.left_waiting = room.left_waiting.saturating_sub(1);
                     continue;
                 };
                 if entry.admitted_until.is_some() {
@@ -225,11 +269,13 @@ impl WaitingQueue for MemoryQueue {
             .iter()
             .map(|(concert, room)| QueueLength {
                 concert_id: *concert,
-                waiting: room.waiting.len() as u64 - room.left_waiting,
+                waiting: (room.waiting.len() as u64).saturating_sub(room.left_waiting),
                 admitted: room
                     .admitted
                     .iter()
-                    .filter(|(until, _)| *until > now)
+                    .filter(|(until, token)| {
+                        *until > now && !state.entries.get(token).is_some_and(Entry::ended)
+                    })
                     .count() as u64,
             })
             .collect();
@@ -250,6 +296,105 @@ impl WaitingQueue for MemoryQueue {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    /// Joining and leaving over and over, behind a line that does not move (max-active full),
+    /// must not grow the line: tokens that left are swept out and then forgotten, so what the
+    /// queue keeps follows the buyers still waiting.
+    #[tokio::test]
+    async fn tokens_that_left_are_swept_out_and_forgotten() {
+        let queue = MemoryQueue::new(QueueConfig {
+            admit_per_sec: 1_000,
+            max_active: 1,
+            active_ttl: Duration::seconds(60),
+        });
+        let t0 = Utc::now();
+        queue
+            .enqueue(UserId(1), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        queue.admit(t0).await.expect("admit");
+        // One who waits, ahead of the churn, so nobody who left is at the front.
+        queue
+            .enqueue(UserId(2), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        for i in 0..10_000 {
+            let user = UserId(3 + i % 2);
+            let (t, _) = queue
+                .enqueue(user, ConcertId(1), t0)
+                .await
+                .expect("enqueue");
+            queue.leave(&t.token, t0).await.expect("leave");
+        }
+        {
+            let state = lock(&queue.state);
+            let room = &state.rooms[&ConcertId(1)];
+            assert!(
+                room.waiting.len() <= 3,
+                "the line kept {} tokens",
+                room.waiting.len()
+            );
+        }
+        let lengths = queue.lengths(t0).await.expect("lengths");
+        assert_eq!((lengths[0].waiting, lengths[0].admitted), (1, 1));
+        queue
+            .admit(t0 + Duration::seconds(121))
+            .await
+            .expect("admit");
+        assert!(
+            queue.remembered_tokens() <= 4,
+            "remembered {}",
+            queue.remembered_tokens()
+        );
+    }
+
+    /// A token that left is over whatever the clock says afterwards (a clock re-synced
+    /// backwards must not make it admitted again), and its place stays free.
+    #[tokio::test]
+    async fn a_token_that_left_stays_over_when_the_clock_goes_back() {
+        let queue = MemoryQueue::new(QueueConfig {
+            admit_per_sec: 1_000,
+            max_active: 1,
+            active_ttl: Duration::seconds(60),
+        });
+        let t0 = Utc::now();
+        let (a, _) = queue
+            .enqueue(UserId(1), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        let (b, _) = queue
+            .enqueue(UserId(2), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        queue.admit(t0).await.expect("admit");
+        queue.leave(&a.token, t0).await.expect("leave");
+        queue.leave(&b.token, t0).await.expect("leave waiting");
+        let before = t0 - Duration::seconds(30);
+        queue.leave(&a.token, before).await.expect("again, earlier");
+        queue.leave(&b.token, before).await.expect("again, earlier");
+        for t in [&a.token, &b.token] {
+            let status = queue.status(t, before).await.expect("status").status;
+            assert_eq!(status, QueueStatus::Expired);
+        }
+        let (c, _) = queue
+            .enqueue(UserId(3), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        queue.admit(t0 + Duration::seconds(1)).await.expect("admit");
+        assert!(matches!(
+            queue
+                .status(&c.token, t0 + Duration::seconds(1))
+                .await
+                .expect("status")
+                .status,
+            QueueStatus::Admitted { .. }
+        ));
+        let lengths = queue
+            .lengths(t0 + Duration::seconds(1))
+            .await
+            .expect("lengths");
+        assert_eq!((lengths[0].waiting, lengths[0].admitted), (0, 1));
+    }
 
     /// A line of a million buyers must not be remembered forever: a token whose admission
     /// lapsed is answered `expired` for one more admission time, then forgotten.

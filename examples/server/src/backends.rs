@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ticketing::{
-    Error, EventSink, FencedStore, LockManager, Points, QueueConfig, ServiceConfig, TicketStore,
-    TicketingService, WaitingQueue, demo_catalog,
+    Catalog, Error, EventSink, FencedStore, LockManager, Points, QueueConfig, ServiceConfig,
+    TicketStore, TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
 use ticketing_postgres::{BatchConfig, DatabaseClock, LockWait, PgConfig, PgStore, PgStrategy};
@@ -130,15 +130,24 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             Arc::new(queue)
         }
     };
+    // Read (and so checked) before anything is served, whether or not the store needs it.
+    let file = config.catalog.as_deref().map(read_catalog).transpose()?;
     if store.concerts().await?.is_empty() {
-        let catalog = demo_catalog(config.demo_concerts, config.demo_seats, Points(50_000));
-        match store.seed(&catalog).await {
-            // Another instance seeded it first: fine.
-            Err(e) if e.code() == ticketing::ErrorCode::InvalidRequest => {
-                tracing::info!("demo catalog already present: {e}")
+        let catalog = file.unwrap_or_else(|| {
+            demo_catalog(config.demo_concerts, config.demo_seats, Points(50_000))
+        });
+        if let Err(e) = store.seed(&catalog).await {
+            // Refused whole: either another instance seeded first (fine), or the catalog
+            // itself is wrong (the store is still empty: say so and stop).
+            if e.code() != ticketing::ErrorCode::InvalidRequest
+                || store.concerts().await?.is_empty()
+            {
+                return Err(e);
             }
-            other => other?,
+            tracing::info!("catalog already present: {e}");
         }
+    } else if file.is_some() {
+        tracing::warn!("the store already holds a catalog: the catalog file was not loaded");
     }
     let service = TicketingService::new(
         store,
@@ -161,4 +170,16 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         database_clock,
         memory: (memory_store, memory_queue),
     })
+}
+
+/// A catalog file: JSON, or TOML when its name ends in `.toml`.
+pub fn read_catalog(path: &std::path::Path) -> Result<Catalog, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::invalid(format!("reading the catalog {}: {e}", path.display())))?;
+    let parsed = if path.extension().is_some_and(|x| x == "toml") {
+        toml::from_str(&text).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| Error::invalid(format!("the catalog {}: {e}", path.display())))
 }

@@ -7,12 +7,15 @@
 //!   instead of each reading the store.
 //! - **Serialized once**: an entry holds its answers as JSON bytes, with an `ETag`, so a hit
 //!   costs a copy of a reference, and a client polling with `If-None-Match` gets `304`.
-//! - **Bounded memory**: at most [`CAPACITY_BYTES`] of answers, least recently used first out;
-//!   only what the store found is kept (an unknown id is never cached).
+//! - **Bounded memory**: at most [`CAPACITY_BYTES`] of seat maps (and an eighth of that of
+//!   options), evicted by quick_cache's policy (CLOCK-Pro); only what the store found is kept
+//!   (an unknown id is never cached). One shard, so the bound is the cache's, not a shard's.
+//!
+//! An answer is at most the configured time old when it is asked for: a request that waited
+//! for another one's store read gets that read, even if the read itself took longer.
 //!
 //! A hold is always decided by the store, never by what this cache says.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,9 +47,11 @@ impl Body {
             retryable: false,
             source: None,
         })?;
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        json.hash(&mut hasher);
-        let etag = HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
+        // FNV-1a: the same bytes give the same tag in every instance and every build.
+        let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let etag = HeaderValue::from_str(&format!("\"{hash:016x}-{:x}\"", json.len()))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
         Ok(Self {
             json: Bytes::from(json),
@@ -157,8 +162,8 @@ impl CatalogCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            options: Cache::with_weighter(1_024, CAPACITY_BYTES / 8, BySize),
-            seats: Cache::with_weighter(4_096, CAPACITY_BYTES, BySize),
+            options: entries(1_024, CAPACITY_BYTES / 8),
+            seats: entries(4_096, CAPACITY_BYTES),
         }
     }
 
@@ -216,6 +221,24 @@ impl CatalogCache {
     }
 }
 
+/// A cache of one shard holding up to `bytes` of answers.
+fn entries<K: Eq + std::hash::Hash, T: Size>(items: usize, bytes: u64) -> Entries<K, T> {
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(items)
+        .weight_capacity(bytes)
+        .shards(1)
+        .build();
+    match options {
+        Ok(options) => Cache::with_options(
+            options,
+            BySize,
+            quick_cache::DefaultHashBuilder::default(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        ),
+        Err(_) => Cache::with_weighter(items, bytes, BySize),
+    }
+}
+
 /// The answer for `key`: cached if read less than `ttl` ago, else read (once, however many ask
 /// at the same time) and kept.
 async fn get<K, T, F, Fut>(
@@ -251,10 +274,16 @@ where
         );
         return Ok(value);
     }
+    // Fresh enough if it was less than `ttl` old when asked for: a caller that waited for
+    // another one's read takes that read, however long it took (else a read slower than `ttl`
+    // would serve one waiter per read).
+    let asked = Instant::now();
     #[allow(unreachable_code)]
     loop {
         match entries.get_value_or_guard_async(&key).await {
-            Ok(entry) if entry.read_at.elapsed() < ttl => return Ok(entry.value.clone()),
+            Ok(entry) if asked.saturating_duration_since(entry.read_at) < ttl => {
+                return Ok(entry.value.clone());
+            }
             Ok(stale) => {
                 // Out of date: the first caller to see it so takes it out, and the next turn
                 // of the loop reads it anew (the others wait for that read).

@@ -31,9 +31,9 @@ pub enum QueueKind {
     Redis,
 }
 
-/// The example server of `ticketing` (API.md).
+/// The ticketing server (API.md).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "server", version)]
+#[command(name = "ticketing-server", version)]
 pub struct Config {
     /// Listen address.
     #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
@@ -76,6 +76,12 @@ pub struct Config {
     /// How long an admitted token stays valid, in seconds.
     #[arg(long, env = "TICKETING_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600)]
     pub queue_active_ttl_secs: u32,
+    /// A catalog file to sell (JSON, or TOML when the name ends in `.toml`): `concerts` (`id`,
+    /// `title`, `venue`), `options` (`id`, `concert_id`, `starts_at`) and `seats` (`id`,
+    /// `option_id`, `seat_no`, `grade`, `price`), as `ticketing::Catalog`. Loaded into an empty
+    /// store at start instead of the demo catalog.
+    #[arg(long, env = "TICKETING_CATALOG")]
+    pub catalog: Option<std::path::PathBuf>,
     /// Demo catalog: concerts, each with 2 options.
     #[arg(long, env = "TICKETING_DEMO_CONCERTS", default_value_t = 3)]
     pub demo_concerts: u32,

@@ -58,6 +58,7 @@ async fn catalog_endpoints_and_operations() {
         "/api/ticketing/concerts",
         "/api/ticketing/concerts/{id}/options",
         "/api/ticketing/concerts/options/{id}/seats",
+        "/api/ticketing/concerts/options/{id}/availability",
         "/api/ticketing/reservations",
         "/api/ticketing/reservations/{id}",
         "/api/ticketing/reservations/{id}/cancel",
@@ -73,7 +74,8 @@ async fn catalog_endpoints_and_operations() {
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("a path item") {
             let shared: &[&str] = match method.as_str() {
-                "post" | "delete" => &["413", "429", "503", "504"],
+                "post" => &["413", "429", "503", "504"],
+                "delete" => &["429", "503", "504"],
                 "get" => &["503"],
                 _ => continue,
             };
@@ -664,4 +666,93 @@ async fn one_queue_token_cannot_flood_the_gated_endpoints() {
     )
     .await
     .problem(404, "not_found");
+}
+
+/// An operator sells their own catalog from a file (JSON or TOML) instead of the demo one; a
+/// file that does not parse, or names a seat twice, stops the start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_file_is_sold_instead_of_the_demo() {
+    let dir = std::env::temp_dir().join(format!("ticketing-catalog-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("catalog.json");
+    std::fs::write(
+        &json,
+        json!({
+            "concerts": [{"id": 40, "title": "Spring Gala", "venue": "Hall B"}],
+            "options": [{"id": 400, "concert_id": 40, "starts_at": "2031-04-01T19:00:00Z"}],
+            "seats": [
+                {"id": 4001, "option_id": 400, "seat_no": "A-1", "grade": "VIP", "price": 120000},
+                {"id": 4002, "option_id": 400, "seat_no": "A-2", "grade": "R", "price": 80000}
+            ]
+        })
+        .to_string(),
+    )
+    .expect("write");
+    let s = start(&["--catalog", json.to_str().expect("path")]).await;
+    let concerts = s.get("/concerts").await;
+    assert_eq!(
+        concerts.body,
+        json!([{"id": 40, "title": "Spring Gala", "venue": "Hall B"}])
+    );
+    let seats = s.get("/concerts/options/400/seats").await;
+    assert_eq!(seats.body[0]["grade"], "VIP");
+    assert_eq!(seats.body[1]["price"], 80000);
+
+    let toml = dir.join("catalog.toml");
+    std::fs::write(
+        &toml,
+        r#"
+[[concerts]]
+id = 41
+title = "Autumn"
+venue = "Hall C"
+
+[[options]]
+id = 410
+concert_id = 41
+starts_at = "2031-10-01T19:00:00Z"
+
+[[seats]]
+id = 4101
+option_id = 410
+seat_no = "B-1"
+grade = "S"
+price = 30000
+"#,
+    )
+    .expect("write");
+    let t = start(&["--catalog", toml.to_str().expect("path")]).await;
+    assert_eq!(
+        t.get("/concerts/41/options").await.body[0]["total_seats"],
+        1
+    );
+
+    for (name, text) in [
+        ("broken.json", "{\"concerts\": ["),
+        (
+            "twice.json",
+            r#"{"concerts":[{"id":1,"title":"t","venue":"v"}],
+                "options":[{"id":1,"concert_id":1,"starts_at":"2031-01-01T00:00:00Z"}],
+                "seats":[{"id":1,"option_id":1,"seat_no":"a","grade":"R","price":1},
+                         {"id":1,"option_id":1,"seat_no":"b","grade":"R","price":1}]}"#,
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        let config = <server_common::app::config::Config as clap::Parser>::parse_from([
+            "server",
+            "--catalog",
+            path.to_str().expect("path"),
+        ]);
+        let err = server_common::app::backends::build(&config)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name} was accepted"));
+        assert_eq!(
+            err.code(),
+            ticketing::ErrorCode::InvalidRequest,
+            "{name}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

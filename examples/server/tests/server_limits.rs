@@ -602,3 +602,45 @@ async fn futures_join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<
     }
     out
 }
+
+/// A seat map whose store read takes longer than the cache's time is still read once for all
+/// who asked at once: each waiter takes the read it waited for (served one per read, the last
+/// of 20 would wait 20 reads, past the request's time limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_map_read_slower_than_the_cache_time_still_serves_every_waiter() {
+    let base = start(&["--demo-concerts", "1", "--demo-seats", "10"]).await;
+    let store = Arc::new(SlowAnswers {
+        reads_late: true,
+        ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(400))
+    });
+    let service = TicketingService::new(store.clone(), Default::default());
+    let router = server_common::app::router(
+        service.clone(),
+        Duration::from_secs(3),
+        64 * 1024,
+        Arc::new(Limits::new(0, 0)),
+        Duration::from_millis(100),
+    );
+    let s = server_common::listen(router, service).await;
+    let answers = futures_join_all(
+        (0..20)
+            .map(|_| {
+                let (http, url) = (
+                    s.http.clone(),
+                    format!("{}/concerts/options/1/seats", s.base),
+                );
+                tokio::spawn(async move { http.get(url).send().await.expect("answer").status() })
+            })
+            .collect(),
+    )
+    .await;
+    assert!(
+        answers.iter().all(|status| *status == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert!(
+        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        "read {} times",
+        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst)
+    );
+}

@@ -269,8 +269,13 @@ async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
             created_at: Utc::now(),
         })
     });
-    let mut queue = admitting_queue(2);
-    // Paying ends the buyer's queue token (their place goes to the next in line).
+    // Paying ends the buyer's queue token (their place goes to the next in line) once no
+    // other hold of theirs is left in the concert.
+    store
+        .expect_user_reservations()
+        .times(1)
+        .returning(|_, _| Ok(vec![]));
+    let mut queue = admitting_queue(3);
     queue
         .expect_leave()
         .times(1)
@@ -384,7 +389,11 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
             created_at: Utc::now(),
         })
     });
-    let mut queue = admitting_queue(1);
+    store
+        .expect_user_reservations()
+        .times(1)
+        .returning(|_, _| Ok(vec![]));
+    let mut queue = admitting_queue(2);
     queue.expect_leave().times(1).returning(|_, _| {
         Err(Error::Unavailable {
             message: "queue down".into(),
@@ -405,4 +414,40 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
         paid.is_ok(),
         "the money moved and the seats are sold: {paid:?}"
     );
+}
+
+#[tokio::test]
+async fn a_buyer_who_still_holds_seats_in_the_concert_keeps_the_token() {
+    let mut store = MockTicketStore::new();
+    store.expect_option().returning(|_| Ok(option()));
+    store
+        .expect_reservation()
+        .times(1)
+        .returning(|_, _| Ok(reservation(UserId(7))));
+    store.expect_confirm().times(1).returning(|cmd| {
+        Ok(Payment {
+            id: crate::PaymentId::new(),
+            reservation_id: cmd.reservation_id,
+            user_id: cmd.user_id,
+            amount: Points(200),
+            balance: Points(0),
+            created_at: Utc::now(),
+        })
+    });
+    // Another hold of the same user in the same concert (option 10 is concert 1's).
+    store
+        .expect_user_reservations()
+        .times(1)
+        .returning(|_, _| Ok(vec![reservation(UserId(7))]));
+    let mut queue = admitting_queue(2);
+    queue.expect_leave().never();
+    let s = service(store).with_queue(Arc::new(queue));
+    s.pay(PayRequest {
+        user_id: UserId(7),
+        reservation_id: reservation(UserId(7)).id,
+        queue_token: Some(QueueToken("t".into())),
+        idempotency_key: None,
+    })
+    .await
+    .expect("pay");
 }

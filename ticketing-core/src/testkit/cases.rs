@@ -1187,8 +1187,8 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
     );
 }
 
-/// A buyer who pays is done with the waiting room: their token ends with the payment, and the
-/// place goes to the next in line at the next admission.
+/// A buyer who pays for their last hold in the concert is done with the waiting room: their
+/// token ends with that payment, and the place goes to the next in line at the next admission.
 pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
     let h = Harness::new(b).await;
     let q = h.gated_service();
@@ -1213,13 +1213,36 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
         })
         .await
         .expect("hold");
-    h.charge(buyer, PRICE).await;
+    // A second hold in the same concert (the other option): the token stays until both are
+    // paid.
+    let other = q
+        .hold(HoldRequest {
+            queue_token: Some(tokens[0].clone()),
+            ..hold_request(buyer, h.other_option, &[h.other_seats[0]])
+        })
+        .await
+        .expect("hold of the other option");
+    h.charge(buyer, PRICE.checked_add(OTHER_PRICE).expect("sum"))
+        .await;
     q.pay(crate::PayRequest {
         queue_token: Some(tokens[0].clone()),
         ..pay_request(buyer, r.id)
     })
     .await
     .expect("pay");
+    assert!(
+        matches!(
+            q.queue_status(&tokens[0]).await.expect("status").status,
+            QueueStatus::Admitted { .. }
+        ),
+        "a buyer with another hold in the concert keeps the token to pay for it"
+    );
+    q.pay(crate::PayRequest {
+        queue_token: Some(tokens[0].clone()),
+        ..pay_request(buyer, other.id)
+    })
+    .await
+    .expect("pay the other");
     assert_eq!(
         q.queue_status(&tokens[0]).await.expect("status").status,
         QueueStatus::Expired,

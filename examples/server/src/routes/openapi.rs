@@ -14,7 +14,7 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[derive(OpenApi)]
 #[openapi(
     info(
-        title = "ticketing example server",
+        title = "ticketing server",
         description = "The HTTP contract of API.md."
     ),
     paths(
@@ -42,8 +42,9 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 pub struct ApiDoc;
 
 /// The answers every operation may give besides its own, added to each: `503 unavailable`
-/// (nothing changed; `Retry-After`) everywhere, and on every change (the POSTs) `413
-/// payload_too_large`, `429 rate_limited` (`Retry-After`) and `504 outcome_unknown`. Every
+/// (nothing changed; `Retry-After`) everywhere, and on every change (POST, DELETE) `429
+/// rate_limited` (`Retry-After`) and `504 outcome_unknown`, and `413 payload_too_large` on
+/// those with a body (POST). Every
 /// error answer (4xx, 5xx) is documented as `application/problem+json`, which is what it is.
 struct SharedAnswers;
 
@@ -92,14 +93,15 @@ impl utoipa::Modify for SharedAnswers {
             ),
         ];
         for item in openapi.paths.paths.values_mut() {
-            for (op, change) in [
-                (item.get.as_mut(), false),
-                (item.post.as_mut(), true),
-                (item.delete.as_mut(), true),
+            // (operation, changes something, reads a body)
+            for (op, change, body) in [
+                (item.get.as_mut(), false, false),
+                (item.post.as_mut(), true, true),
+                (item.delete.as_mut(), true, false),
             ] {
                 let Some(op) = op else { continue };
                 for (status, description, retry_after, only_changes) in shared {
-                    if only_changes && !change {
+                    if (only_changes && !change) || (status == "413" && !body) {
                         continue;
                     }
                     op.responses

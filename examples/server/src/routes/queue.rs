@@ -61,7 +61,8 @@ pub async fn token_status(
 }
 
 /// Leave the waiting room: a waiting token is never admitted, an admitted one gives its place
-/// to the next in line at once. Leaving twice is still `204`.
+/// to the next in line at once. Leaving twice is still `204` (`404` once the token is
+/// forgotten, an admission time after it ended).
 #[utoipa::path(delete, path = "/api/ticketing/queue/tokens/{token}",
     params(("token" = String, Path, description = "the queue token to end")),
     responses((status = 204, description = "the token ended"), (status = 404, body = ProblemView)))]
