@@ -28,9 +28,13 @@ struct Args {
     /// Length of each random token (hexadecimal characters).
     #[arg(long, default_value_t = 8 * 1024)]
     token_bytes: usize,
-    /// GET this path (under the root URL) instead of posting made-up payments.
+    /// GET this path (under the root URL) instead of posting made-up payments; the answers
+    /// are read to their end, so connections are kept alive as a browser's would be.
     #[arg(long)]
     get: Option<String>,
+    /// With --get: say `Accept-Encoding: gzip`, as browsers do (the bodies are not decoded).
+    #[arg(long)]
+    gzip: bool,
     /// Requests in flight at most (more are skipped, and counted as such).
     #[arg(long, default_value_t = 256)]
     in_flight: usize,
@@ -87,6 +91,7 @@ async fn main() {
         };
         sent += 1;
         let req = match &get {
+            Some(url) if args.gzip => http.get(url).header("accept-encoding", "gzip"),
             Some(url) => http.get(url),
             None => http
                 .post(&url)
@@ -96,7 +101,12 @@ async fn main() {
         let statuses = statuses.clone();
         tokio::spawn(async move {
             let key = match req.send().await {
-                Ok(r) => r.status().as_u16().to_string(),
+                Ok(r) => {
+                    let status = r.status().as_u16().to_string();
+                    // Read to the end, so the connection is kept for the next request.
+                    let _ = r.bytes().await;
+                    status
+                }
                 Err(e) => {
                     // The innermost cause names what went wrong (reset, refused, ...).
                     let mut cause: &dyn std::error::Error = &e;

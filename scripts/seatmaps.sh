@@ -4,7 +4,8 @@
 #     (TICKETING_CATALOG_CACHE_MS=0: every request reads the store) and on (250 ms), on the
 #     memory store and on PostgreSQL;
 #  2. a hold rush (rush --http --holds-only, 64 in flight) on a 100,000-seat option of the same
-#     server, alone and then while `flood --get` asks for the 1,000-seat map at $RATE/s.
+#     server, alone and then while `flood --get` asks at $RATE/s for the 1,000-seat map (plain,
+#     gzip) or its compact availability form.
 # Usage: DATABASE_URL=postgres://... scripts/seatmaps.sh   (SECS, RATE, BUYERS to change)
 # Needs wrk and release builds:
 #   cargo build --release -p ticketing-server && cargo build --release --example rush --example flood
@@ -70,22 +71,48 @@ for store in memory postgres; do
   done
 done
 
+echo "== wrk, as above, with Accept-Encoding: gzip (the bodies browsers get)"
+for store in postgres; do
+  start "$store" 250
+  bytes=$(curl -s -H 'accept-encoding: gzip' "$seats_url" | wc -c)
+  wrk -t1 -c64 -d"${SECS}s" --latency -H 'Accept-Encoding: gzip' "$seats_url" > "$work/wrk" 2>&1
+  printf '%-8s cache 250 ms, gzip: %8s req/s  p50 %8s  p99 %8s  (%s bytes)\n' "$store" \
+    "$(awk '/Requests\/sec/ {print $2}' "$work/wrk")" \
+    "$(awk '$1 == "50%" {print $2}' "$work/wrk")" "$(awk '$1 == "99%" {print $2}' "$work/wrk")" "$bytes"
+  stop
+done
+
 echo "== hold rush on PostgreSQL (rush --http --holds-only, $BUYERS buyers, 64 in flight), cache 250 ms"
+ticks=$(getconf CLK_TCK)
 first=1
-for with_maps in no yes; do
+for reads in none map map-gzip availability; do
   start postgres 250
-  if [ "$with_maps" = yes ]; then
-    "$FLOOD" --url "http://127.0.0.1:$PORT" --get /api/ticketing/concerts/options/2/seats \
-      --rate "$RATE" --seconds 600 > "$work/flood" 2>&1 &
+  fpid=
+  case $reads in
+    map) flood_args=(--get /api/ticketing/concerts/options/2/seats) ;;
+    map-gzip) flood_args=(--get /api/ticketing/concerts/options/2/seats --gzip) ;;
+    availability) flood_args=(--get /api/ticketing/concerts/options/2/availability) ;;
+  esac
+  if [ "$reads" != none ]; then
+    "$FLOOD" --url "http://127.0.0.1:$PORT" "${flood_args[@]}" --rate "$RATE" --seconds 600 \
+      > "$work/flood" 2>&1 &
     fpid=$!
   fi
+  t0=$(date +%s.%N)
   "$RUSH" --http "http://127.0.0.1:$PORT" --buyers "$BUYERS" --first-user "$first" --seats 100000 \
     --concurrency 64 --holds-only --quiet --json > "$work/rush" 2>&1 || { cat "$work/rush"; exit 1; }
-  if [ "$with_maps" = yes ]; then kill -INT "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true; fi
-  python3 - "$work/rush" "$with_maps" "$RATE" <<'PY'
+  t1=$(date +%s.%N)
+  cpu=
+  if [ -n "$fpid" ]; then
+    # CPU the reading client itself took (it shares the 2 cores with everything it measures).
+    cpu=$(awk -v t="$ticks" -v s="$(echo "$t1 - $t0" | bc)" '{printf "%.2f", ($14 + $15) / t / s}' "/proc/$fpid/stat")
+    kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true
+  fi
+  python3 - "$work/rush" "$reads" "$RATE" "$cpu" <<'PY'
 import json, sys
 run = json.load(open(sys.argv[1]))["runs"][0]
-extra = f" while {sys.argv[3]} seat maps/s are asked for" if sys.argv[2] == "yes" else " alone"
+reads, rate, cpu = sys.argv[2], sys.argv[3], sys.argv[4]
+extra = " alone" if reads == "none" else f" while {rate}/s GET {reads} (the reader used {cpu} cores)"
 h = run["latency"]["hold"] or {}
 print(f"holds{extra}: {run['hold_attempts_per_s']:.0f} attempts/s, {run['holds_per_s']:.0f} holds/s, "
       f"hold p50 {h.get('p50_ms')} ms p99 {h.get('p99_ms')} ms, oversold {run['oversold_seats']}, "

@@ -5,8 +5,9 @@
 //!   ms) after it was read from the store; `0` turns the cache off.
 //! - **One store read per refresh**: concurrent misses of one key wait for the first one's read
 //!   instead of each reading the store.
-//! - **Serialized once**: an entry holds its answers as JSON bytes, with an `ETag`, so a hit
-//!   costs a copy of a reference, and a client polling with `If-None-Match` gets `304`.
+//! - **Serialized once**: an entry holds its answers as JSON bytes (and, from 1 KiB, gzip of
+//!   them for clients that accept it), with an `ETag` each, so a hit costs a copy of a
+//!   reference, and a client polling with `If-None-Match` gets `304`.
 //! - **Bounded memory**: at most [`CAPACITY_BYTES`] of seat maps (and an eighth of that of
 //!   options), evicted by quick_cache's policy (CLOCK-Pro); only what the store found is kept
 //!   (an unknown id is never cached). One shard, so the bound is the cache's, not a shard's.
@@ -19,10 +20,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::Write;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use serde::Serialize;
@@ -33,11 +38,16 @@ use crate::dto::{AvailabilityView, OptionView, SeatViewDto};
 /// The most bytes of answers the cache keeps.
 pub const CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
-/// One answer, serialized, with its entity tag.
+/// Answers at least this long are also kept gzip-compressed, for clients that accept it.
+const GZIP_FROM_BYTES: usize = 1024;
+
+/// One answer, serialized (and compressed) once, with its entity tags.
 #[derive(Debug, Clone)]
 pub struct Body {
     json: Bytes,
     etag: HeaderValue,
+    /// The same JSON gzip-compressed, and its tag (another representation: another tag).
+    gzip: Option<(Bytes, HeaderValue)>,
 }
 
 impl Body {
@@ -51,16 +61,54 @@ impl Body {
         let hash = json.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
         });
-        let etag = HeaderValue::from_str(&format!("\"{hash:016x}-{:x}\"", json.len()))
-            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        let tag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{hash:016x}-{:x}{suffix}\"", json.len()))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
+        };
+        let gzip = (json.len() >= GZIP_FROM_BYTES)
+            .then(|| {
+                let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+                encoder
+                    .write_all(&json)
+                    .and_then(|()| encoder.finish())
+                    .ok()
+            })
+            .flatten()
+            .map(|bytes| (Bytes::from(bytes), tag("-gz")));
         Ok(Self {
+            etag: tag(""),
             json: Bytes::from(json),
-            etag,
+            gzip,
         })
     }
 
-    /// `200` with the JSON, or `304` when the request's `If-None-Match` names this version.
+    /// Whether the request's `Accept-Encoding` takes gzip (a `q` of 0 refuses it).
+    fn accepts_gzip(request: &HeaderMap) -> bool {
+        request
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                let mut parts = item.split(';');
+                let coding = parts.next().unwrap_or("").trim();
+                let refused = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.trim().parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                coding.eq_ignore_ascii_case("gzip") && !refused
+            })
+    }
+
+    /// `200` with the JSON (gzip-compressed when the client accepts it and the answer is
+    /// long), or `304` when the request's `If-None-Match` names the version it would get.
     pub fn answer(&self, request: &HeaderMap) -> Response {
+        let (bytes, etag, gzip) = match &self.gzip {
+            Some((bytes, etag)) if Self::accepts_gzip(request) => (bytes, etag, true),
+            _ => (&self.json, &self.etag, false),
+        };
         let fresh = request
             .get_all(header::IF_NONE_MATCH)
             .iter()
@@ -68,28 +116,35 @@ impl Body {
             .flat_map(|v| v.split(','))
             .any(|tag| {
                 let tag = tag.trim();
-                tag == "*" || tag.trim_start_matches("W/").as_bytes() == self.etag.as_bytes()
+                tag == "*" || tag.trim_start_matches("W/").as_bytes() == etag.as_bytes()
             });
         let headers = [
-            (header::ETAG, self.etag.clone()),
+            (header::ETAG, etag.clone()),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
         ];
         if fresh {
             return (StatusCode::NOT_MODIFIED, headers).into_response();
         }
-        (
+        let mut response = (
             headers,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            self.json.clone(),
+            bytes.clone(),
         )
-            .into_response()
+            .into_response();
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
     }
 
     fn len(&self) -> u64 {
-        self.json.len() as u64
+        (self.json.len() + self.gzip.as_ref().map_or(0, |(b, _)| b.len())) as u64
     }
 }
 

@@ -1,6 +1,6 @@
 //! Configuration: the `TICKETING_*` variables of API.md, mirrored as flags.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Which store holds seats, reservations and wallets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,10 +31,69 @@ pub enum QueueKind {
     Redis,
 }
 
+/// How callers are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthKind {
+    /// Nobody is: a request acts for the user it names (the demo of API.md; said loudly at
+    /// start).
+    None,
+    /// `Authorization: Bearer <JWT>`: `sub` is the user id, `exp` is enforced, and a request
+    /// acts for that user only.
+    Jwt,
+}
+
+/// How bearer tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with `TICKETING_JWT_SECRET`.
+    #[value(name = "HS256")]
+    Hs256,
+    /// RSA, verified with the PEM public key at `TICKETING_JWT_PUBLIC_KEY`.
+    #[value(name = "RS256")]
+    Rs256,
+    /// Ed25519, verified with the PEM public key at `TICKETING_JWT_PUBLIC_KEY`.
+    #[value(name = "EdDSA")]
+    EdDsa,
+}
+
+/// What the binary does besides serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Print an HS256 bearer token for a user, signed with TICKETING_JWT_SECRET (demos, tests).
+    MintToken {
+        /// The user the token acts for.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        user: i64,
+        /// How long it is valid, in seconds.
+        #[arg(long, default_value_t = 3_600)]
+        ttl_secs: u64,
+    },
+}
+
 /// The ticketing server (API.md).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ticketing-server", version)]
 pub struct Config {
+    /// Something other than serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// How callers are identified: `none` (anyone acts for anyone: a demo) or `jwt`.
+    #[arg(long, env = "TICKETING_AUTH", value_enum, default_value = "none")]
+    pub auth: AuthKind,
+    /// Signature algorithm of the bearer tokens (with `--auth jwt`).
+    #[arg(
+        long,
+        env = "TICKETING_JWT_ALGORITHM",
+        value_enum,
+        default_value = "HS256"
+    )]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// HS256 secret, at least 32 bytes (with `--auth jwt`; also signs `mint-token`).
+    #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// PEM file of the issuer's public key (RS256, EdDSA).
+    #[arg(long, env = "TICKETING_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<std::path::PathBuf>,
     /// Listen address.
     #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,

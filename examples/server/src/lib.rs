@@ -4,6 +4,7 @@
 //! The binary (`ticketing-server`) parses [`config::Config`] from flags and `TICKETING_*`
 //! variables, builds the [`backends`], starts the [`background`] loops and serves [`router`].
 
+pub mod auth;
 pub mod backends;
 pub mod background;
 pub mod catalog_cache;
@@ -37,7 +38,8 @@ use crate::limit::Limits;
 /// The router of API.md over a service, rate-limited per queue token on the gated endpoints and
 /// per client address on the open ones that change something.
 ///
-/// Options and seat maps are served from a cache at most `catalog_ttl` old
+/// With `auth` a JWT verifier, user-scoped requests act for the bearer token's user only
+/// ([`auth`]). Options and seat maps are served from a cache at most `catalog_ttl` old
 /// ([`catalog_cache`]; zero reads the store every time).
 ///
 /// A request that runs out of `timeout` is answered `504 outcome_unknown`: the handlers of
@@ -49,12 +51,14 @@ pub fn router(
     max_body: usize,
     limits: Arc<Limits>,
     catalog_ttl: Duration,
+    auth: auth::Auth,
 ) -> Router {
     let state = AppState {
         service,
         metrics: metrics::metrics_handle(),
         limits,
         catalog: Arc::new(catalog_cache::CatalogCache::new(catalog_ttl)),
+        auth,
     };
     let api = Router::new()
         .merge(routes::queue::router(&state))

@@ -25,6 +25,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let config = app::config::Config::parse();
+    if let Some(app::config::Command::MintToken { user, ttl_secs }) = config.command {
+        let secret = config
+            .jwt_secret
+            .as_deref()
+            .ok_or("mint-token needs TICKETING_JWT_SECRET")?;
+        println!("{}", app::auth::mint(secret.as_bytes(), user, ttl_secs)?);
+        return Ok(());
+    }
+    let auth = app::auth::Auth::from_config(&config)?;
+    if matches!(auth, app::auth::Auth::None) {
+        tracing::warn!(
+            "TICKETING_AUTH=none: requests act for whichever user they name, so anyone can pay \
+             with anyone's points and cancel anyone's reservations. A demo only: set \
+             TICKETING_AUTH=jwt to serve real buyers"
+        );
+    }
     let backends = app::backends::build(&config).await?;
     let mut background = app::spawn_background(&backends);
     let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config)?);
@@ -35,6 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.max_body_bytes,
         limits,
         Duration::from_millis(config.catalog_cache_ms),
+        auth,
     );
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     tracing::info!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use ticketing::TicketingService;
 
+use crate::auth::Auth;
 use crate::catalog_cache::CatalogCache;
 use crate::limit::Limits;
 
@@ -19,4 +20,6 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Options and seat maps, served for a short time from one store read.
     pub catalog: Arc<CatalogCache>,
+    /// How callers are identified.
+    pub auth: Auth,
 }

@@ -44,6 +44,7 @@ pub async fn start(flags: &[&str]) -> Server {
         config.max_body_bytes,
         limits,
         Duration::from_millis(config.catalog_cache_ms),
+        app::auth::Auth::from_config(&config).expect("auth"),
     );
     listen(router, backends.service).await
 }
@@ -55,7 +56,14 @@ pub async fn serve(
     max_body: usize,
     limits: std::sync::Arc<app::limit::Limits>,
 ) -> Server {
-    let router = app::router(service.clone(), timeout, max_body, limits, Duration::ZERO);
+    let router = app::router(
+        service.clone(),
+        timeout,
+        max_body,
+        limits,
+        Duration::ZERO,
+        Default::default(),
+    );
     listen(router, service).await
 }
 

@@ -266,6 +266,51 @@ async fn seat_maps_carry_an_etag_and_a_compact_availability_form() {
     s.get("/concerts/options/99/availability")
         .await
         .problem(404, "not_found");
+
+    // A client that accepts gzip gets the same JSON compressed, under a tag of its own.
+    let url = format!("{}/concerts/options/1/seats?status=all", s.base);
+    let plain = s.http.get(&url).send().await.expect("answer");
+    let plain_tag = plain.headers()["etag"].clone();
+    let plain = plain.bytes().await.expect("body");
+    let zipped = s
+        .http
+        .get(&url)
+        .header("accept-encoding", "br;q=1, gzip;q=0.5")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "accept-encoding");
+    let zipped_tag = zipped.headers()["etag"].clone();
+    assert_ne!(zipped_tag, plain_tag);
+    let body = zipped.bytes().await.expect("body");
+    assert!(
+        body.len() < plain.len() / 3,
+        "{} of {}",
+        body.len(),
+        plain.len()
+    );
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut json)
+        .expect("gzip");
+    assert_eq!(json, plain);
+    let again = s
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip")
+        .header("if-none-match", zipped_tag)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let refused = s
+        .http
+        .get(&url)
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .expect("answer");
+    assert!(refused.headers().get("content-encoding").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -755,4 +800,175 @@ price = 30000
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+/// With `TICKETING_AUTH=jwt` a request acts for its bearer token's user only: user A cannot
+/// enqueue as, hold or pay for, list, read or cancel for user B (403), and a request without a
+/// valid token is 401. Catalog reads stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_jwt_a_user_acts_only_for_themselves() {
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "20",
+        "--queue-admit-per-sec",
+        "1000",
+        "--auth",
+        "jwt",
+        "--jwt-secret",
+        SECRET,
+    ])
+    .await;
+    let token =
+        |user: i64| ticketing_server::auth::mint(SECRET.as_bytes(), user, 600).expect("mint");
+    let (a, b) = (token(1), token(2));
+    let bearer = |t: &str| format!("Bearer {t}");
+    let post = |path: &str, body: Value, jwt: Option<&str>, extra: &[(&str, &str)]| {
+        let mut req = s.http.post(format!("{}{path}", s.base)).json(&body);
+        if let Some(t) = jwt {
+            req = req.header("authorization", bearer(t));
+        }
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        s.send(req)
+    };
+    let get = |path: &str, jwt: Option<&str>| {
+        let mut req = s.http.get(format!("{}{path}", s.base));
+        if let Some(t) = jwt {
+            req = req.header("authorization", bearer(t));
+        }
+        s.send(req)
+    };
+
+    assert_eq!(
+        s.get("/concerts").await.status,
+        StatusCode::OK,
+        "catalog reads stay open"
+    );
+    let enqueue = |user: i64| json!({"user_id": user, "concert_id": 1});
+    post("/queue/tokens", enqueue(1), None, &[])
+        .await
+        .problem(401, "unauthorized");
+    post("/queue/tokens", enqueue(1), Some("not.a.jwt"), &[])
+        .await
+        .problem(401, "unauthorized");
+    let expired = {
+        let claims = json!({"sub": "1", "exp": 1_000_000_000u64});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode")
+    };
+    post("/queue/tokens", enqueue(1), Some(&expired), &[])
+        .await
+        .problem(401, "unauthorized");
+    let forged =
+        ticketing_server::auth::mint(b"another-secret-another-secret-!!", 1, 600).expect("mint");
+    post("/queue/tokens", enqueue(1), Some(&forged), &[])
+        .await
+        .problem(401, "unauthorized");
+    post("/queue/tokens", enqueue(2), Some(&a), &[])
+        .await
+        .problem(403, "forbidden");
+
+    // B's own flow, to have something of B's to reach for.
+    let tb = post("/queue/tokens", enqueue(2), Some(&b), &[]).await;
+    assert_eq!(tb.status, StatusCode::CREATED, "{}", tb.body);
+    let tb = tb.body["token"].as_str().expect("token").to_owned();
+    let mut admitted = false;
+    for _ in 0..50 {
+        if get(&format!("/queue/tokens/{tb}"), Some(&b)).await.body["status"] == "admitted" {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted);
+    get(&format!("/queue/tokens/{tb}"), Some(&a))
+        .await
+        .problem(403, "forbidden");
+    let charge = |user: i64| json!({"user_id": user, "amount": 100_000});
+    post("/point/charge", charge(2), Some(&a), &[])
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(
+        post("/point/charge", charge(2), Some(&b), &[]).await.status,
+        StatusCode::OK
+    );
+    let hold = |user: i64| json!({"user_id": user, "option_id": 1, "seat_ids": [3]});
+    let gate = [("X-Queue-Token", tb.as_str())];
+    post("/reservations", hold(2), Some(&a), &gate)
+        .await
+        .problem(403, "forbidden");
+    let held = post("/reservations", hold(2), Some(&b), &gate).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let id = held.body["id"].as_str().expect("id").to_owned();
+    get(&format!("/reservations/{id}"), Some(&a))
+        .await
+        .problem(403, "forbidden");
+    assert_eq!(
+        get(&format!("/reservations/{id}"), Some(&b)).await.status,
+        StatusCode::OK
+    );
+    get("/users/2/reservations", Some(&a))
+        .await
+        .problem(403, "forbidden");
+    get("/users/2/points", Some(&a))
+        .await
+        .problem(403, "forbidden");
+    get("/users/2/points", None)
+        .await
+        .problem(401, "unauthorized");
+    let pay = json!({"user_id": 2, "reservation_id": id});
+    post("/payments", pay.clone(), Some(&a), &gate)
+        .await
+        .problem(403, "forbidden");
+    post(
+        &format!("/reservations/{id}/cancel"),
+        json!({"user_id": 2}),
+        Some(&a),
+        &[],
+    )
+    .await
+    .problem(403, "forbidden");
+    let leave = s
+        .send(
+            s.http
+                .delete(format!("{}/queue/tokens/{tb}", s.base))
+                .header("authorization", bearer(&a)),
+        )
+        .await;
+    leave.problem(403, "forbidden");
+    let paid = post("/payments", pay, Some(&b), &gate).await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(
+        get("/users/2/points", Some(&b)).await.body["balance"],
+        50_000
+    );
+}
+
+/// `ticketing-server mint-token` prints a token the server accepts for that user.
+#[test]
+fn mint_token_prints_a_token_for_the_user() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing-server"))
+        .args(["mint-token", "--user", "42", "--ttl-secs", "60"])
+        .env("TICKETING_JWT_SECRET", SECRET)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let user = ticketing_server::auth::Jwt::hs256(SECRET.as_bytes())
+        .user(token.trim())
+        .expect("a valid token");
+    assert_eq!(user.0, 42);
 }

@@ -536,6 +536,7 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
         64 * 1024,
         Arc::new(Limits::new(0, 0)),
         ttl,
+        Default::default(),
     );
     let s = server_common::listen(router, service.clone()).await;
     let started = Instant::now();
@@ -620,6 +621,7 @@ async fn a_seat_map_read_slower_than_the_cache_time_still_serves_every_waiter() 
         64 * 1024,
         Arc::new(Limits::new(0, 0)),
         Duration::from_millis(100),
+        Default::default(),
     );
     let s = server_common::listen(router, service).await;
     let answers = futures_join_all(

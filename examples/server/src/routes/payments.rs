@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ticketing::{PayRequest, ReservationId, UserId};
 
+use crate::auth::Caller;
 use crate::dto::{PayBody, PaymentView, ProblemView};
 use crate::extract::{ApiJson, IdempotencyKeyHeader, QueueTokenHeader};
 use crate::routes::{ApiResult, detached, gated};
@@ -26,10 +27,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
               (status = 404, body = ProblemView), (status = 409, body = ProblemView)))]
 pub async fn pay(
     State(s): State<AppState>,
+    caller: Caller,
     QueueTokenHeader(token): QueueTokenHeader,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<PayBody>,
 ) -> ApiResult<Response> {
+    caller.may_act_for(body.user_id)?;
     let request = PayRequest {
         user_id: UserId(body.user_id),
         reservation_id: ReservationId(body.reservation_id),

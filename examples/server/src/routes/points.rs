@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use ticketing::{Points, UserId};
 
+use crate::auth::Caller;
 use crate::dto::{BalanceView, ChargeBody, ProblemView};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader};
 use crate::routes::{ApiResult, detached, per_client};
@@ -24,9 +25,11 @@ pub fn router(state: &AppState) -> Router<AppState> {
     responses((status = 200, body = BalanceView), (status = 400, body = ProblemView)))]
 pub async fn charge(
     State(s): State<AppState>,
+    caller: Caller,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<ChargeBody>,
 ) -> ApiResult<Json<BalanceView>> {
+    caller.may_act_for(body.user_id)?;
     let service = s.service.clone();
     let balance = detached(&s, async move {
         service
@@ -41,7 +44,9 @@ pub async fn charge(
 #[utoipa::path(get, path = "/api/ticketing/users/{id}/points", responses((status = 200, body = BalanceView)))]
 pub async fn points(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<BalanceView>> {
+    caller.may_act_for(id)?;
     Ok(Json(s.service.balance(UserId(id)).await?.into()))
 }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use ticketing::{ConcertId, QueueToken, UserId};
 
+use crate::auth::Caller;
 use crate::dto::{EnqueueBody, ProblemView, TokenView};
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::{ApiResult, detached, per_client};
@@ -31,8 +32,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
               (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn enqueue(
     State(s): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<EnqueueBody>,
 ) -> ApiResult<Response> {
+    caller.may_act_for(body.user_id)?;
     let service = s.service.clone();
     let (ticket, created) = detached(&s, async move {
         service
@@ -53,11 +56,12 @@ pub async fn enqueue(
     responses((status = 200, body = TokenView), (status = 404, body = ProblemView)))]
 pub async fn token_status(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(token): ApiPath<String>,
 ) -> ApiResult<Json<TokenView>> {
-    Ok(Json(
-        s.service.queue_status(&QueueToken(token)).await?.into(),
-    ))
+    let ticket = s.service.queue_status(&QueueToken(token)).await?;
+    caller.may_act_for(ticket.user_id.0)?;
+    Ok(Json(ticket.into()))
 }
 
 /// Leave the waiting room: a waiting token is never admitted, an admitted one gives its place
@@ -68,13 +72,15 @@ pub async fn token_status(
     responses((status = 204, description = "the token ended"), (status = 404, body = ProblemView)))]
 pub async fn leave(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(token): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    let token = QueueToken(token);
+    if caller.0.is_some() {
+        // Only its owner may end a token.
+        caller.may_act_for(s.service.queue_status(&token).await?.user_id.0)?;
+    }
     let service = s.service.clone();
-    detached(
-        &s,
-        async move { service.leave_queue(&QueueToken(token)).await },
-    )
-    .await?;
+    detached(&s, async move { service.leave_queue(&token).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use ticketing::{HoldRequest, OptionId, ReservationId, SeatId, UserId};
 use uuid::Uuid;
 
+use crate::auth::Caller;
 use crate::dto::{HoldBody, ProblemView, ReservationView, UserBody};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader, QueueTokenHeader};
 use crate::routes::{ApiResult, detached, gated, per_client};
@@ -32,10 +33,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
               (status = 422, body = ProblemView)))]
 pub async fn hold(
     State(s): State<AppState>,
+    caller: Caller,
     QueueTokenHeader(token): QueueTokenHeader,
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
+    caller.may_act_for(body.user_id)?;
     let request = HoldRequest {
         user_id: UserId(body.user_id),
         option_id: OptionId(body.option_id),
@@ -58,9 +61,12 @@ pub async fn hold(
     responses((status = 200, body = ReservationView), (status = 404, body = ProblemView)))]
 pub async fn reservation(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<ReservationView>> {
-    Ok(Json(s.service.reservation(ReservationId(id)).await?.into()))
+    let r = s.service.reservation(ReservationId(id)).await?;
+    caller.may_act_for(r.user_id.0)?;
+    Ok(Json(r.into()))
 }
 
 /// Cancel a hold (nothing to refund) or a confirmed reservation (its points paid back).
@@ -69,9 +75,11 @@ pub async fn reservation(
               (status = 409, body = ProblemView)))]
 pub async fn cancel(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult<Json<ReservationView>> {
+    caller.may_act_for(body.user_id)?;
     let service = s.service.clone();
     let r = detached(&s, async move {
         service
@@ -88,8 +96,10 @@ pub async fn cancel(
     responses((status = 200, body = [ReservationView]), (status = 400, body = ProblemView)))]
 pub async fn user_reservations(
     State(s): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Vec<ReservationView>>> {
+    caller.may_act_for(id)?;
     let list = s.service.user_reservations(UserId(id)).await?;
     Ok(Json(list.into_iter().map(Into::into).collect()))
 }

@@ -1,0 +1,196 @@
+//! Who is calling. With `TICKETING_AUTH=jwt` every user-scoped request carries
+//! `Authorization: Bearer <JWT>` whose `sub` is the user id and whose `exp` has not passed
+//! (HS256 with a shared secret, or RS256 / EdDSA with the issuer's public key), and acts for that
+//! user only: a body or path naming another user is `403 forbidden`, no or a bad token `401
+//! unauthorized`. With `TICKETING_AUTH=none` (the demo) anyone may act for anyone, as API.md
+//! was written, and the server says so loudly at start.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use ticketing::UserId;
+
+use crate::config::{AuthKind, Config, JwtAlgorithm};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How callers are identified.
+#[derive(Clone, Default)]
+pub enum Auth {
+    /// Nobody is: requests act for whichever user they name (the demo of API.md).
+    #[default]
+    None,
+    /// Bearer JWTs, checked with this key.
+    Jwt(Arc<Jwt>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Jwt(j) => write!(f, "Auth::Jwt({:?})", j.validation.algorithms),
+        }
+    }
+}
+
+/// A JWT verifier.
+pub struct Jwt {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The claims the server reads (and [`mint`] writes).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id, as a decimal string.
+    pub sub: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+impl Jwt {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    fn new(key: DecodingKey, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        Self { key, validation }
+    }
+
+    /// The user a bearer token names, if it is valid now.
+    pub fn user(&self, token: &str) -> Result<UserId, String> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| e.to_string())?;
+        match data.claims.sub.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(UserId(id)),
+            _ => Err("`sub` is not a positive user id".into()),
+        }
+    }
+}
+
+impl Auth {
+    /// The identification the configuration asks for.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        match config.auth {
+            AuthKind::None => Ok(Auth::None),
+            AuthKind::Jwt => {
+                let jwt = match config.jwt_algorithm {
+                    JwtAlgorithm::Hs256 => {
+                        let secret = config
+                            .jwt_secret
+                            .as_deref()
+                            .filter(|s| s.len() >= 32)
+                            .ok_or("TICKETING_AUTH=jwt with HS256 needs TICKETING_JWT_SECRET of at least 32 bytes")?;
+                        Jwt::hs256(secret.as_bytes())
+                    }
+                    algorithm => {
+                        let path = config.jwt_public_key.as_deref().ok_or(
+                            "TICKETING_AUTH=jwt with RS256 or EdDSA needs TICKETING_JWT_PUBLIC_KEY (a PEM file)",
+                        )?;
+                        let pem = std::fs::read(path)
+                            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                        let (key, algorithm) = match algorithm {
+                            JwtAlgorithm::Rs256 => {
+                                (DecodingKey::from_rsa_pem(&pem), Algorithm::RS256)
+                            }
+                            _ => (DecodingKey::from_ed_pem(&pem), Algorithm::EdDSA),
+                        };
+                        let key = key.map_err(|e| format!("{}: {e}", path.display()))?;
+                        Jwt::new(key, algorithm)
+                    }
+                };
+                Ok(Auth::Jwt(Arc::new(jwt)))
+            }
+        }
+    }
+}
+
+/// A token for `user` valid for `ttl_secs`, signed HS256 with `secret` (the `mint-token`
+/// subcommand, for demos and tests).
+pub fn mint(secret: &[u8], user: i64, ttl_secs: u64) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let claims = Claims {
+        sub: user.to_string(),
+        exp: now.saturating_add(ttl_secs),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Who is calling: the authenticated user, or anyone (`TICKETING_AUTH=none`).
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Option<UserId>);
+
+impl Caller {
+    /// Whether the caller may act for `user`: `403 forbidden` if authenticated as another.
+    pub fn may_act_for(&self, user: i64) -> Result<(), ApiError> {
+        match self.0 {
+            Some(me) if me.0 != user => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ticketing::ErrorCode::Forbidden.as_str(),
+                "the bearer token's user may act only for themselves",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unauthorized(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth::Jwt(jwt) = &state.auth else {
+            return Ok(Caller(None));
+        };
+        let reject = |e: ApiError| {
+            let mut response = axum::response::IntoResponse::into_response(e);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+        };
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| reject(unauthorized("an Authorization: Bearer token is required")))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 8 * 1024)
+            .ok_or_else(|| {
+                reject(unauthorized(
+                    "the Authorization header is not a Bearer token",
+                ))
+            })?;
+        jwt.user(token)
+            .map(|user| Caller(Some(user)))
+            .map_err(|e| reject(unauthorized(format!("the bearer token was refused: {e}"))))
+    }
+}
