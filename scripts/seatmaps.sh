@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 SECS=${SECS:-10}
 RATE=${RATE:-2000}
 BUYERS=${BUYERS:-30000}
+REPEAT=${REPEAT:-1}   # rounds of the hold-rush comparison (interleaved, to see the noise)
+ONLY=${ONLY:-all}     # all | rush
 DB=${DATABASE_URL:?set DATABASE_URL}
 export PGOPTIONS="-c client_min_messages=warning"
 PORT=${PORT:-18090}
@@ -51,13 +53,14 @@ start() {
   TICKETING_ADDR=127.0.0.1:$PORT TICKETING_STORE=$store DATABASE_URL=$url \
     TICKETING_CATALOG=$work/catalog.json TICKETING_CATALOG_CACHE_MS=$cache \
     TICKETING_RATE_PER_CLIENT=0 TICKETING_QUEUE_ADMIT_PER_SEC=1000000 TICKETING_QUEUE_MAX_ACTIVE=1000000 \
-    RUST_LOG=warn "$SERVER" &
+    RUST_LOG=error "$SERVER" &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.2; done
   echo "server did not start" >&2; exit 1
 }
 
 seats_url="http://127.0.0.1:$PORT/api/ticketing/concerts/options/2/seats"
+if [ "$ONLY" = all ]; then
 echo "== wrk -t1 -c64 -d${SECS}s GET /concerts/options/2/seats (1,000 seats)"
 for store in memory postgres; do
   for cache in 0 250; do
@@ -82,9 +85,12 @@ for store in postgres; do
   stop
 done
 
+fi
+
 echo "== hold rush on PostgreSQL (rush --http --holds-only, $BUYERS buyers, 64 in flight), cache 250 ms"
 ticks=$(getconf CLK_TCK)
 first=1
+for round in $(seq "$REPEAT"); do
 for reads in none map map-gzip availability; do
   start postgres 250
   fpid=
@@ -120,4 +126,5 @@ print(f"holds{extra}: {run['hold_attempts_per_s']:.0f} attempts/s, {run['holds_p
 PY
   stop
   first=$((first + BUYERS))
+done
 done

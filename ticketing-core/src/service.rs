@@ -318,7 +318,8 @@ impl TicketingService {
                     return Ok(false);
                 }
             }
-            queue.leave(token, now).await.map(|()| true)
+            // The clock read again: admission may have moved on during the reads above.
+            queue.leave(token, self.clock.now()).await.map(|()| true)
         };
         match done.await {
             Ok(true) => tracing::debug!(user = user.0, "paid buyer's queue token ended"),

@@ -18,6 +18,8 @@ struct Entry {
     /// Place in the concert's line, from 1.
     seq: u64,
     admitted_until: Option<DateTime<Utc>>,
+    /// Whether the token is in its room's `admitted` list (from admission until it lapses).
+    in_admitted: bool,
 }
 
 /// What an ended token's `admitted_until` says: over, whatever any clock reads.
@@ -159,6 +161,7 @@ impl WaitingQueue for MemoryQueue {
                 concert,
                 seq,
                 admitted_until: None,
+                in_admitted: false,
             },
         );
         state.by_user.insert((user, concert), token.clone());
@@ -180,14 +183,16 @@ impl WaitingQueue for MemoryQueue {
             return Ok(()); // Already over.
         }
         entry.admitted_until = Some(ENDED);
+        let in_admitted = entry.in_admitted;
         let room = rooms.entry(entry.concert).or_default();
         if was.is_none() {
             // Waiting: out of the line when admission gets to it, or swept out with others.
             room.left_waiting += 1;
             room.sweep_left(entries, now);
-        } else {
+        } else if in_admitted {
             // Admitted: the place is free at once; the token leaves `admitted` when it
-            // would have lapsed.
+            // would have lapsed. (One already out of `admitted`, lapsed by an admission that
+            // read a later clock than this call's `now`, held no place any more.)
             room.released += 1;
         }
         Ok(())
@@ -209,8 +214,11 @@ impl WaitingQueue for MemoryQueue {
                 .is_some_and(|(until, _)| *until <= now)
             {
                 if let Some((until, token)) = room.admitted.pop_front() {
-                    if entries.get(&token).is_some_and(Entry::ended) {
-                        room.released = room.released.saturating_sub(1);
+                    if let Some(entry) = entries.get_mut(&token) {
+                        entry.in_admitted = false;
+                        if entry.ended() {
+                            room.released = room.released.saturating_sub(1);
+                        }
                     }
                     room.lapsed.push_back((until, token));
                 }
@@ -250,6 +258,7 @@ impl WaitingQueue for MemoryQueue {
                     continue;
                 }
                 entry.admitted_until = Some(until);
+                entry.in_admitted = true;
                 room.admitted_through = room.admitted_through.max(entry.seq);
                 // In order of lapse (at the back, unless the caller's clock went back).
                 let at = room.admitted.partition_point(|(u, _)| *u <= until);
@@ -270,13 +279,14 @@ impl WaitingQueue for MemoryQueue {
             .map(|(concert, room)| QueueLength {
                 concert_id: *concert,
                 waiting: (room.waiting.len() as u64).saturating_sub(room.left_waiting),
-                admitted: room
+                // Those that left early are still in `admitted` (with a later `until`) until
+                // the admission after their lapse time: `released` counts them.
+                admitted: (room
                     .admitted
                     .iter()
-                    .filter(|(until, token)| {
-                        *until > now && !state.entries.get(token).is_some_and(Entry::ended)
-                    })
-                    .count() as u64,
+                    .filter(|(until, _)| *until > now)
+                    .count() as u64)
+                    .saturating_sub(room.released),
             })
             .collect();
         lengths.sort_by_key(|l| l.concert_id);
@@ -346,6 +356,46 @@ mod tests {
             "remembered {}",
             queue.remembered_tokens()
         );
+    }
+
+    /// Leaving with an older clock than the admission that already lapsed the token (a
+    /// payment that read the clock before a slow store call) frees no place it does not hold:
+    /// max-active stays exact.
+    #[tokio::test]
+    async fn leaving_after_the_lapse_with_an_older_clock_frees_no_place() {
+        let queue = MemoryQueue::new(QueueConfig {
+            admit_per_sec: 1_000,
+            max_active: 1,
+            active_ttl: Duration::seconds(60),
+        });
+        let t0 = Utc::now();
+        let (a, _) = queue
+            .enqueue(UserId(1), ConcertId(1), t0)
+            .await
+            .expect("enqueue");
+        queue.admit(t0).await.expect("admit");
+        queue
+            .admit(t0 + Duration::seconds(61))
+            .await
+            .expect("lapse");
+        queue
+            .leave(&a.token, t0 + Duration::seconds(30))
+            .await
+            .expect("leave with an old clock");
+        for u in 2..=4 {
+            queue
+                .enqueue(UserId(u), ConcertId(1), t0)
+                .await
+                .expect("enqueue");
+        }
+        let later = t0 + Duration::seconds(62);
+        assert_eq!(
+            queue.admit(later).await.expect("admit"),
+            1,
+            "max active is 1"
+        );
+        let lengths = queue.lengths(later).await.expect("lengths");
+        assert_eq!((lengths[0].waiting, lengths[0].admitted), (2, 1));
     }
 
     /// A token that left is over whatever the clock says afterwards (a clock re-synced

@@ -62,7 +62,26 @@ impl Jwt {
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 5;
+        validation.validate_nbf = true;
+        // No audience configured: a token's `aud`, if any, is not checked (see
+        // `with_audience`).
+        validation.validate_aud = false;
         Self { key, validation }
+    }
+
+    /// Accept only tokens whose `aud` names `audience` (and that have one).
+    pub fn with_audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self.validation.required_spec_claims.insert("aud".into());
+        self
+    }
+
+    /// Accept only tokens whose `iss` is `issuer` (and that have one).
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.validation.set_issuer(&[issuer]);
+        self.validation.required_spec_claims.insert("iss".into());
+        self
     }
 
     /// The user a bearer token names, if it is valid now.
@@ -83,14 +102,7 @@ impl Auth {
             AuthKind::None => Ok(Auth::None),
             AuthKind::Jwt => {
                 let jwt = match config.jwt_algorithm {
-                    JwtAlgorithm::Hs256 => {
-                        let secret = config
-                            .jwt_secret
-                            .as_deref()
-                            .filter(|s| s.len() >= 32)
-                            .ok_or("TICKETING_AUTH=jwt with HS256 needs TICKETING_JWT_SECRET of at least 32 bytes")?;
-                        Jwt::hs256(secret.as_bytes())
-                    }
+                    JwtAlgorithm::Hs256 => Jwt::hs256(hs256_secret(config)?),
                     algorithm => {
                         let path = config.jwt_public_key.as_deref().ok_or(
                             "TICKETING_AUTH=jwt with RS256 or EdDSA needs TICKETING_JWT_PUBLIC_KEY (a PEM file)",
@@ -107,10 +119,28 @@ impl Auth {
                         Jwt::new(key, algorithm)
                     }
                 };
+                let jwt = match &config.jwt_audience {
+                    Some(audience) => jwt.with_audience(audience),
+                    None => jwt,
+                };
+                let jwt = match &config.jwt_issuer {
+                    Some(issuer) => jwt.with_issuer(issuer),
+                    None => jwt,
+                };
                 Ok(Auth::Jwt(Arc::new(jwt)))
             }
         }
     }
+}
+
+/// The configured HS256 secret, refused under 32 bytes.
+pub fn hs256_secret(config: &Config) -> Result<&[u8], String> {
+    config
+        .jwt_secret
+        .as_ref()
+        .map(|s| s.0.as_bytes())
+        .filter(|s| s.len() >= 32)
+        .ok_or_else(|| "HS256 needs TICKETING_JWT_SECRET of at least 32 bytes".to_owned())
 }
 
 /// A token for `user` valid for `ttl_secs`, signed HS256 with `secret` (the `mint-token`
@@ -140,6 +170,8 @@ impl Caller {
     /// Whether the caller may act for `user`: `403 forbidden` if authenticated as another.
     pub fn may_act_for(&self, user: i64) -> Result<(), ApiError> {
         match self.0 {
+            // Not a user id at all: the service answers `400 invalid_request`.
+            _ if user <= 0 => Ok(()),
             Some(me) if me.0 != user => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 ticketing::ErrorCode::Forbidden.as_str(),
@@ -175,22 +207,26 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .ok_or_else(|| reject(unauthorized("an Authorization: Bearer token is required")))?;
+        // The scheme is case-insensitive (RFC 9110), separated by spaces or tabs.
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
             .map(str::trim)
+            .and_then(|v| v.split_once([' ', '\t']))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty() && t.len() <= 8 * 1024)
             .ok_or_else(|| {
                 reject(unauthorized(
                     "the Authorization header is not a Bearer token",
                 ))
             })?;
-        jwt.user(token)
-            .map(|user| Caller(Some(user)))
-            .map_err(|e| reject(unauthorized(format!("the bearer token was refused: {e}"))))
+        jwt.user(token).map(|user| Caller(Some(user))).map_err(|e| {
+            // The reason is for the operator's log, not for a caller probing tokens.
+            tracing::debug!(error = %e, "bearer token refused");
+            reject(unauthorized(
+                "the bearer token is invalid, expired or not for this server",
+            ))
+        })
     }
 }

@@ -176,10 +176,21 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
 pub fn read_catalog(path: &std::path::Path) -> Result<Catalog, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::invalid(format!("reading the catalog {}: {e}", path.display())))?;
-    let parsed = if path.extension().is_some_and(|x| x == "toml") {
+    let parsed = if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("toml"))
+    {
         toml::from_str(&text).map_err(|e| e.to_string())
     } else {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     };
-    parsed.map_err(|e| Error::invalid(format!("the catalog {}: {e}", path.display())))
+    let catalog: Catalog =
+        parsed.map_err(|e| Error::invalid(format!("the catalog {}: {e}", path.display())))?;
+    if catalog.concerts.is_empty() || catalog.seats.is_empty() {
+        return Err(Error::invalid(format!(
+            "the catalog {} has no concert or no seat: nothing to sell",
+            path.display()
+        )));
+    }
+    Ok(catalog)
 }

@@ -51,7 +51,8 @@ pub struct Body {
 }
 
 impl Body {
-    fn new(value: &impl Serialize) -> ticketing::Result<Self> {
+    /// `value` as JSON, and gzip-compressed too if `compress` and it is long enough.
+    fn new(value: &impl Serialize, compress: bool) -> ticketing::Result<Self> {
         let json = serde_json::to_vec(value).map_err(|e| ticketing::Error::Unavailable {
             message: format!("serializing a catalog answer: {e}"),
             retryable: false,
@@ -65,7 +66,7 @@ impl Body {
             HeaderValue::from_str(&format!("\"{hash:016x}-{:x}{suffix}\"", json.len()))
                 .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
         };
-        let gzip = (json.len() >= GZIP_FROM_BYTES)
+        let gzip = (compress && json.len() >= GZIP_FROM_BYTES)
             .then(|| {
                 let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
                 encoder
@@ -92,11 +93,15 @@ impl Body {
             .any(|item| {
                 let mut parts = item.split(';');
                 let coding = parts.next().unwrap_or("").trim();
+                // `q` (any case) of 0, or not a number, refuses the coding.
                 let refused = parts.any(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .and_then(|q| q.trim().parse::<f32>().ok())
-                        .is_some_and(|q| q <= 0.0)
+                    p.split_once('=').is_some_and(|(name, q)| {
+                        name.trim().eq_ignore_ascii_case("q")
+                            && !q
+                                .trim()
+                                .parse::<f32>()
+                                .is_ok_and(|q| q.is_finite() && q > 0.0)
+                    })
                 });
                 coding.eq_ignore_ascii_case("gzip") && !refused
             })
@@ -228,6 +233,8 @@ impl CatalogCache {
         service: &TicketingService,
         concert: ConcertId,
     ) -> ticketing::Result<Body> {
+        // Compressed once per refresh; with the cache off, not on every request.
+        let compress = !self.ttl.is_zero();
         get(&self.options, self.ttl, concert, || async {
             let options: Vec<OptionView> = service
                 .options(concert)
@@ -235,7 +242,7 @@ impl CatalogCache {
                 .into_iter()
                 .map(Into::into)
                 .collect();
-            Body::new(&options)
+            Body::new(&options, compress)
         })
         .await
     }
@@ -246,6 +253,7 @@ impl CatalogCache {
         service: &TicketingService,
         option: OptionId,
     ) -> ticketing::Result<SeatMap> {
+        let compress = !self.ttl.is_zero();
         get(&self.seats, self.ttl, option, || async {
             let mut seats = service.seats(option).await?;
             seats.sort_by_key(|v| v.seat.id);
@@ -263,12 +271,12 @@ impl CatalogCache {
                 available,
                 bitmap: base64::engine::general_purpose::STANDARD.encode(&bitmap),
             };
-            let availability = Body::new(&compact)?;
+            let availability = Body::new(&compact, compress)?;
             let all: Vec<SeatViewDto> = seats.into_iter().map(Into::into).collect();
             let open: Vec<&SeatViewDto> = all.iter().filter(|s| s.status == "available").collect();
             Ok(SeatMap {
-                available: Body::new(&open)?,
-                all: Body::new(&all)?,
+                available: Body::new(&open, compress)?,
+                all: Body::new(&all, compress)?,
                 availability,
             })
         })

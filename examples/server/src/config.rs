@@ -56,6 +56,24 @@ pub enum JwtAlgorithm {
     EdDsa,
 }
 
+/// A secret: printed as `***` by `Debug`, so a logged configuration never shows it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
 /// What the binary does besides serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -64,8 +82,8 @@ pub enum Command {
         /// The user the token acts for.
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         user: i64,
-        /// How long it is valid, in seconds.
-        #[arg(long, default_value_t = 3_600)]
+        /// How long it is valid, in seconds (at most a day).
+        #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         ttl_secs: u64,
     },
 }
@@ -89,8 +107,19 @@ pub struct Config {
     )]
     pub jwt_algorithm: JwtAlgorithm,
     /// HS256 secret, at least 32 bytes (with `--auth jwt`; also signs `mint-token`).
-    #[arg(long, env = "TICKETING_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    #[arg(
+        long,
+        env = "TICKETING_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
+    pub jwt_secret: Option<Secret>,
+    /// Accept only bearer tokens whose `aud` is this (unset: `aud` is not checked).
+    #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Accept only bearer tokens whose `iss` is this (unset: `iss` is not checked).
+    #[arg(long, env = "TICKETING_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
     /// PEM file of the issuer's public key (RS256, EdDSA).
     #[arg(long, env = "TICKETING_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<std::path::PathBuf>,

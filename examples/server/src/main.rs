@@ -26,11 +26,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let config = app::config::Config::parse();
     if let Some(app::config::Command::MintToken { user, ttl_secs }) = config.command {
-        let secret = config
-            .jwt_secret
-            .as_deref()
-            .ok_or("mint-token needs TICKETING_JWT_SECRET")?;
-        println!("{}", app::auth::mint(secret.as_bytes(), user, ttl_secs)?);
+        let secret = app::auth::hs256_secret(&config)?;
+        println!("{}", app::auth::mint(secret, user, ttl_secs)?);
         return Ok(());
     }
     let auth = app::auth::Auth::from_config(&config)?;

@@ -267,7 +267,17 @@ async fn seat_maps_carry_an_etag_and_a_compact_availability_form() {
         .await
         .problem(404, "not_found");
 
-    // A client that accepts gzip gets the same JSON compressed, under a tag of its own.
+    // With the cache on, a client that accepts gzip gets the same JSON compressed once per
+    // refresh, under a tag of its own.
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "20",
+        "--catalog-cache-ms",
+        "60000",
+    ])
+    .await;
     let url = format!("{}/concerts/options/1/seats?status=all", s.base);
     let plain = s.http.get(&url).send().await.expect("answer");
     let plain_tag = plain.headers()["etag"].clone();
@@ -307,6 +317,14 @@ async fn seat_maps_carry_an_etag_and_a_compact_availability_form() {
         .http
         .get(&url)
         .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .expect("answer");
+    assert!(refused.headers().get("content-encoding").is_none());
+    let refused = s
+        .http
+        .get(&url)
+        .header("accept-encoding", "GZIP; Q=0")
         .send()
         .await
         .expect("answer");
@@ -825,7 +843,8 @@ async fn with_jwt_a_user_acts_only_for_themselves() {
     let token =
         |user: i64| ticketing_server::auth::mint(SECRET.as_bytes(), user, 600).expect("mint");
     let (a, b) = (token(1), token(2));
-    let bearer = |t: &str| format!("Bearer {t}");
+    // The scheme is case-insensitive.
+    let bearer = |t: &str| format!("bEaReR {t}");
     let post = |path: &str, body: Value, jwt: Option<&str>, extra: &[(&str, &str)]| {
         let mut req = s.http.post(format!("{}{path}", s.base)).json(&body);
         if let Some(t) = jwt {
@@ -971,4 +990,18 @@ fn mint_token_prints_a_token_for_the_user() {
         .user(token.trim())
         .expect("a valid token");
     assert_eq!(user.0, 42);
+    let narrow = ticketing_server::auth::Jwt::hs256(SECRET.as_bytes()).with_audience("tickets");
+    assert!(
+        narrow.user(token.trim()).is_err(),
+        "a server with an audience refuses a token without one"
+    );
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing-server"))
+        .args(["mint-token", "--user", "42"])
+        .env("TICKETING_JWT_SECRET", "short")
+        .output()
+        .expect("run");
+    assert!(
+        !failed.status.success(),
+        "a secret under 32 bytes is refused"
+    );
 }

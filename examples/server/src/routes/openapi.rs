@@ -37,7 +37,7 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         health::ready,
         health::metrics_text
     ),
-    modifiers(&SharedAnswers)
+    modifiers(&SharedAnswers, &BearerAuth)
 )]
 pub struct ApiDoc;
 
@@ -121,6 +121,81 @@ impl utoipa::Modify for SharedAnswers {
                             .insert("application/problem+json".to_owned(), json);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The identity of `TICKETING_AUTH=jwt`: a bearer security scheme, required (or nothing, with
+/// `TICKETING_AUTH=none`) on every user-scoped operation, which may then answer `401
+/// unauthorized` (no valid token) and `403 forbidden` (another user's id, reservation or
+/// queue token). The catalog reads, health and metrics are open.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "With TICKETING_AUTH=jwt: `sub` is the user id, `exp` is enforced.",
+                    ))
+                    .build(),
+            ),
+        );
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ProblemView")))
+                        .build(),
+                )
+                .build()
+        };
+        let user_scoped = [
+            "/api/ticketing/queue/tokens",
+            "/api/ticketing/reservations",
+            "/api/ticketing/payments",
+            "/api/ticketing/point/charge",
+            "/api/ticketing/users/",
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !user_scoped.iter().any(|p| path.starts_with(p)) {
+                continue;
+            }
+            for op in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::default(),
+                ]);
+                let responses = &mut op.responses.responses;
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    problem(
+                        "unauthorized (TICKETING_AUTH=jwt): no valid bearer token; or \
+                         queue_token_required",
+                    )
+                    .into()
+                });
+                responses.entry("403".to_owned()).or_insert_with(|| {
+                    problem(
+                        "forbidden: the bearer token's user may act only for themselves \
+                         (or another queue token error)",
+                    )
+                    .into()
+                });
             }
         }
     }
