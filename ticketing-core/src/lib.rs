@@ -61,7 +61,7 @@ pub use ids::{
 pub use lock::{Acquired, Lease, LockManager};
 pub use money::Points;
 pub use queue::{
-    QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
+    ENDED, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
 };
 pub use service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
 pub use store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};

@@ -46,7 +46,16 @@ pub enum QueueStatus {
     },
     /// The admission lapsed.
     Expired,
+    /// The token ended before its admission lapsed: its holder paid for their holds, or left
+    /// the line ([`WaitingQueue::leave`]). It admits nothing new (no hold), but a holder may
+    /// still pay for the holds made while it was admitted.
+    Done,
 }
+
+/// What a queue backend stores as the admission end of a token that ended early
+/// ([`QueueStatus::Done`]): a time before any clock's `now`, so the token is over on every
+/// instance whatever its clock reads.
+pub const ENDED: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
 /// A queue token with its owner and status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +139,7 @@ impl QueueConfig {
     /// calls this, so the rule lives in one place.
     pub fn ticket(&self, token: QueueToken, entry: &QueueEntry, now: DateTime<Utc>) -> QueueTicket {
         let status = match entry.admitted_until {
+            Some(until) if until == ENDED => QueueStatus::Done,
             Some(until) if until > now => QueueStatus::Admitted { until },
             Some(_) => QueueStatus::Expired,
             None => QueueStatus::Waiting {
@@ -239,6 +249,12 @@ mod tests {
         assert_eq!(
             c.ticket(t(), &entry, now + Duration::seconds(1)).status,
             QueueStatus::Expired
+        );
+        entry.admitted_until = Some(ENDED);
+        assert_eq!(
+            c.ticket(t(), &entry, now - Duration::days(365 * 40)).status,
+            QueueStatus::Done,
+            "an ended token is over whatever the clock reads"
         );
     }
 

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{
-    Balance, Concert, OptionSummary, Payment, Reservation, ReservationStatus, SeatView,
-};
+use crate::domain::{Balance, Concert, OptionSummary, Payment, Reservation, SeatView};
 use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::{IdempotencyKey, StoredOutcome};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
@@ -167,12 +165,15 @@ impl TicketingService {
         self.queue.is_some() && self.config.require_queue_token
     }
 
-    /// Check that `token` is admitted for `user` and `concert`, when the queue gates.
+    /// Check that `token` is admitted for `user` and `concert`, when the queue gates. A
+    /// payment also passes with a token that ended early ([`QueueStatus::Done`]: its holder
+    /// paid for another hold, or left): the hold it pays for was made while it was admitted.
     async fn gate(
         &self,
         token: Option<&QueueToken>,
         user: UserId,
         concert: ConcertId,
+        paying: bool,
     ) -> Result<()> {
         let Some(queue) = self.queue.as_ref().filter(|_| self.gates()) else {
             return Ok(());
@@ -184,7 +185,10 @@ impl TicketingService {
         }
         match ticket.status {
             QueueStatus::Admitted { .. } => Ok(()),
-            QueueStatus::Waiting { .. } | QueueStatus::Expired => Err(Error::QueueTokenNotAdmitted),
+            QueueStatus::Done if paying => Ok(()),
+            QueueStatus::Waiting { .. } | QueueStatus::Expired | QueueStatus::Done => {
+                Err(Error::QueueTokenNotAdmitted)
+            }
         }
     }
 
@@ -218,8 +222,13 @@ impl TicketingService {
             return self.current(first).await;
         }
         let option = self.store.option(req.option_id).await?;
-        self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
-            .await?;
+        self.gate(
+            req.queue_token.as_ref(),
+            req.user_id,
+            option.concert_id,
+            false,
+        )
+        .await?;
         let now = self.clock.now();
         let reservation_id = ReservationId::new();
         let made = self
@@ -280,8 +289,13 @@ impl TicketingService {
                 return Err(Error::Forbidden);
             }
             let option = self.store.option(option).await?;
-            self.gate(req.queue_token.as_ref(), req.user_id, option.concert_id)
-                .await?;
+            self.gate(
+                req.queue_token.as_ref(),
+                req.user_id,
+                option.concert_id,
+                true,
+            )
+            .await?;
         }
         let payment = self
             .store
@@ -293,44 +307,19 @@ impl TicketingService {
                 fence: None,
             })
             .await?;
+        // The buyer is done: their place in the waiting room goes to the next in line at once,
+        // not when the admission would have lapsed. (Their other holds, if any, can still be
+        // paid with the ended token: see `gate`.) The payment stands whatever the queue says.
         if self.gates()
-            && let Some(token) = &req.queue_token
+            && let (Some(queue), Some(token)) = (&self.queue, &req.queue_token)
+            && let Err(e) = queue.leave(token, self.clock.now()).await
         {
-            self.finish_token(token, req.user_id).await;
-        }
-        Ok(payment)
-    }
-
-    /// After a payment: a buyer with no other hold left in the concert is done, and their place
-    /// in the waiting room goes to the next in line at once, not when the admission would have
-    /// lapsed. A buyer who still holds seats of another option keeps the token to pay for them.
-    /// The payment stands whatever happens here (failures are logged; the token then lapses at
-    /// its time).
-    async fn finish_token(&self, token: &QueueToken, user: UserId) {
-        let Some(queue) = &self.queue else { return };
-        let now = self.clock.now();
-        let done = async {
-            let ticket = queue.status(token, now).await?;
-            for r in self.store.user_reservations(user, now).await? {
-                if r.status == ReservationStatus::Held
-                    && self.store.option(r.option_id).await?.concert_id == ticket.concert_id
-                {
-                    return Ok(false);
-                }
-            }
-            // The clock read again: admission may have moved on during the reads above.
-            queue.leave(token, self.clock.now()).await.map(|()| true)
-        };
-        match done.await {
-            Ok(true) => tracing::debug!(user = user.0, "paid buyer's queue token ended"),
-            Ok(false) => {
-                tracing::debug!(user = user.0, "paid buyer still holds seats: token kept")
-            }
-            Err(e) => tracing::warn!(
+            tracing::warn!(
                 error = %e,
                 "a paid buyer's queue token could not be ended; it lapses at its time"
-            ),
+            );
         }
+        Ok(payment)
     }
 
     /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).

@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
-    ConcertId, Error, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken,
-    Result, UserId, WaitingQueue, async_trait,
+    ConcertId, ENDED, Error, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket,
+    QueueToken, Result, UserId, WaitingQueue, async_trait,
 };
 use uuid::Uuid;
 
@@ -21,9 +21,6 @@ struct Entry {
     /// Whether the token is in its room's `admitted` list (from admission until it lapses).
     in_admitted: bool,
 }
-
-/// What an ended token's `admitted_until` says: over, whatever any clock reads.
-const ENDED: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
 
 impl Entry {
     fn ended(&self) -> bool {
@@ -145,7 +142,7 @@ impl WaitingQueue for MemoryQueue {
         let mut state = lock(&self.state);
         if let Some(token) = state.by_user.get(&(user, concert)).cloned() {
             let ticket = self.ticket(&state, &token, now)?;
-            if ticket.status != QueueStatus::Expired {
+            if !matches!(ticket.status, QueueStatus::Expired | QueueStatus::Done) {
                 return Ok((ticket, false));
             }
         }
@@ -424,7 +421,7 @@ mod tests {
         queue.leave(&b.token, before).await.expect("again, earlier");
         for t in [&a.token, &b.token] {
             let status = queue.status(t, before).await.expect("status").status;
-            assert_eq!(status, QueueStatus::Expired);
+            assert_eq!(status, QueueStatus::Done);
         }
         let (c, _) = queue
             .enqueue(UserId(3), ConcertId(1), t0)

@@ -42,7 +42,8 @@ impl From<QueueTicket> for TokenView {
         let (status, position, admitted_until) = match t.status {
             QueueStatus::Waiting { position } => ("waiting", position, None),
             QueueStatus::Admitted { until } => ("admitted", 0, Some(until)),
-            QueueStatus::Expired => ("expired", 0, None),
+            // The contract knows three states: a token that ended early is over too.
+            QueueStatus::Expired | QueueStatus::Done => ("expired", 0, None),
         };
         Self {
             token: t.token.0,

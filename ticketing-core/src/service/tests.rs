@@ -269,13 +269,8 @@ async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
             created_at: Utc::now(),
         })
     });
-    // Paying ends the buyer's queue token (their place goes to the next in line) once no
-    // other hold of theirs is left in the concert.
-    store
-        .expect_user_reservations()
-        .times(1)
-        .returning(|_, _| Ok(vec![]));
-    let mut queue = admitting_queue(3);
+    // Paying ends the buyer's queue token (their place goes to the next in line).
+    let mut queue = admitting_queue(2);
     queue
         .expect_leave()
         .times(1)
@@ -389,11 +384,7 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
             created_at: Utc::now(),
         })
     });
-    store
-        .expect_user_reservations()
-        .times(1)
-        .returning(|_, _| Ok(vec![]));
-    let mut queue = admitting_queue(2);
+    let mut queue = admitting_queue(1);
     queue.expect_leave().times(1).returning(|_, _| {
         Err(Error::Unavailable {
             message: "queue down".into(),
@@ -417,7 +408,9 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
 }
 
 #[tokio::test]
-async fn a_buyer_who_still_holds_seats_in_the_concert_keeps_the_token() {
+async fn a_token_that_ended_still_pays_for_its_holds_but_holds_nothing_new() {
+    // The buyer paid for one hold (the token ended); another hold made while admitted can
+    // still be paid with it, but it admits no new hold.
     let mut store = MockTicketStore::new();
     store.expect_option().returning(|_| Ok(option()));
     store
@@ -434,13 +427,18 @@ async fn a_buyer_who_still_holds_seats_in_the_concert_keeps_the_token() {
             created_at: Utc::now(),
         })
     });
-    // Another hold of the same user in the same concert (option 10 is concert 1's).
-    store
-        .expect_user_reservations()
-        .times(1)
-        .returning(|_, _| Ok(vec![reservation(UserId(7))]));
-    let mut queue = admitting_queue(2);
-    queue.expect_leave().never();
+    store.expect_hold().never();
+    let mut queue = MockWaitingQueue::new();
+    queue.expect_status().times(2).returning(|token, _| {
+        Ok(QueueTicket {
+            token: token.clone(),
+            user_id: UserId(7),
+            concert_id: ConcertId(1),
+            status: QueueStatus::Done,
+            estimated_wait_seconds: 0,
+        })
+    });
+    queue.expect_leave().times(1).returning(|_, _| Ok(()));
     let s = service(store).with_queue(Arc::new(queue));
     s.pay(PayRequest {
         user_id: UserId(7),
@@ -449,5 +447,13 @@ async fn a_buyer_who_still_holds_seats_in_the_concert_keeps_the_token() {
         idempotency_key: None,
     })
     .await
-    .expect("pay");
+    .expect("pay with an ended token");
+    let err = s
+        .hold(HoldRequest {
+            queue_token: Some(QueueToken("t".into())),
+            ..request(&[1])
+        })
+        .await
+        .expect_err("no new hold");
+    assert_eq!(err.code(), ErrorCode::QueueTokenNotAdmitted);
 }

@@ -1100,7 +1100,7 @@ pub async fn leaving_an_admitted_token_frees_its_place_at_once(b: TestBackend) {
     q.leave_queue(&tokens[0]).await.expect("leave");
     assert_eq!(
         status(0).await,
-        QueueStatus::Expired,
+        QueueStatus::Done,
         "a token that left is over"
     );
     q.leave_queue(&tokens[0])
@@ -1153,7 +1153,7 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
     q.leave_queue(&tokens[1]).await.expect("leave");
     assert_eq!(
         q.queue_status(&tokens[1]).await.expect("status").status,
-        QueueStatus::Expired
+        QueueStatus::Done
     );
     let waiting = |lengths: Vec<crate::QueueLength>| {
         lengths
@@ -1174,7 +1174,7 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
     }
     assert_eq!(
         q.queue_status(&tokens[1]).await.expect("status").status,
-        QueueStatus::Expired
+        QueueStatus::Done
     );
     assert_eq!(waiting(q.queue_lengths().await.expect("lengths")), Some(1));
     // Well-formed, never issued: the last digit changed.
@@ -1187,8 +1187,9 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
     );
 }
 
-/// A buyer who pays for their last hold in the concert is done with the waiting room: their
-/// token ends with that payment, and the place goes to the next in line at the next admission.
+/// A buyer who pays is done with the waiting room: their token ends with the payment
+/// (`Done`), and the place goes to the next in line at the next admission; the ended token
+/// still pays for the buyer's other holds, but holds nothing new.
 pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
     let h = Harness::new(b).await;
     let q = h.gated_service();
@@ -1213,8 +1214,7 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
         })
         .await
         .expect("hold");
-    // A second hold in the same concert (the other option): the token stays until both are
-    // paid.
+    // A second hold in the same concert (the other option), paid after the first.
     let other = q
         .hold(HoldRequest {
             queue_token: Some(tokens[0].clone()),
@@ -1230,12 +1230,20 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
     })
     .await
     .expect("pay");
-    assert!(
-        matches!(
-            q.queue_status(&tokens[0]).await.expect("status").status,
-            QueueStatus::Admitted { .. }
-        ),
-        "a buyer with another hold in the concert keeps the token to pay for it"
+    assert_eq!(
+        q.queue_status(&tokens[0]).await.expect("status").status,
+        QueueStatus::Done,
+        "the paying buyer's place is given back at once"
+    );
+    // ... and the token still pays for the other hold made while it was admitted, but holds
+    // nothing new.
+    assert_code(
+        q.hold(HoldRequest {
+            queue_token: Some(tokens[0].clone()),
+            ..hold_request(buyer, h.option, &[h.seats[1]])
+        })
+        .await,
+        ErrorCode::QueueTokenNotAdmitted,
     );
     q.pay(crate::PayRequest {
         queue_token: Some(tokens[0].clone()),
@@ -1245,7 +1253,7 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
     .expect("pay the other");
     assert_eq!(
         q.queue_status(&tokens[0]).await.expect("status").status,
-        QueueStatus::Expired,
+        QueueStatus::Done,
         "the paid buyer's token ended"
     );
     assert_eq!(
