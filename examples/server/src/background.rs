@@ -40,6 +40,7 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
     let sweeper = {
         let sweeper = ExpirySweeper::new(service.store().clone(), service.clock().clone(), 1_000);
         let (store, queue) = backends.memory.clone();
+        let store_of_outbox = service.store().clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -58,6 +59,12 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
                 if let Some(n) = queue.as_ref().map(|q| q.remembered_tokens()) {
                     metrics::gauge!("ticketing_memory_records", "kind" => "queue_tokens")
                         .set(n as f64);
+                }
+                match store_of_outbox.outbox_read(0, 1_000).await {
+                    Ok(pending) => {
+                        metrics::gauge!("ticketing_outbox_backlog").set(pending.len() as f64)
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading the outbox backlog failed"),
                 }
                 match sweeper.run_once().await {
                     Ok(ids) => {

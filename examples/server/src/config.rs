@@ -42,6 +42,15 @@ pub enum AuthKind {
     Jwt,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line (for log shippers).
+    Json,
+}
+
 /// How bearer tokens are signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum JwtAlgorithm {
@@ -123,6 +132,18 @@ pub struct Config {
     /// PEM file of the issuer's public key (RS256, EdDSA).
     #[arg(long, env = "TICKETING_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<std::path::PathBuf>,
+    /// Log line format: `text` or `json` (one object per line). The filter is `RUST_LOG`
+    /// (default `info`: one line per answered request, with its `x-request-id`).
+    #[arg(long, env = "TICKETING_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://tickets.example.com`; unset: no CORS headers.
+    #[arg(long, env = "TICKETING_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// At SIGTERM or Ctrl-C, answer readiness 503 for this many seconds (so load balancers stop
+    /// sending buyers) before closing the listener and finishing the requests in flight.
+    #[arg(long, env = "TICKETING_DRAIN_SECS", default_value_t = 0)]
+    pub drain_secs: u64,
     /// Listen address.
     #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,

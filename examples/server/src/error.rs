@@ -72,6 +72,7 @@ pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
         detail,
         code,
     };
+    metrics::counter!("ticketing_failures_total", "code" => code.to_owned()).increment(1);
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

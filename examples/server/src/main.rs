@@ -21,17 +21,22 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
     let config = app::config::Config::parse();
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match config.log_format {
+        app::config::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter()).init(),
+        app::config::LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter())
+            .init(),
+    }
     if let Some(app::config::Command::MintToken { user, ttl_secs }) = config.command {
         let secret = app::auth::hs256_secret(&config)?;
         println!("{}", app::auth::mint(secret, user, ttl_secs)?);
         return Ok(());
     }
-    let auth = app::auth::Auth::from_config(&config)?;
-    if matches!(auth, app::auth::Auth::None) {
+    let settings = app::Settings::from_config(&config)?;
+    if matches!(settings.auth, app::auth::Auth::None) {
         tracing::warn!(
             "TICKETING_AUTH=none: requests act for whichever user they name, so anyone can pay \
              with anyone's points and cancel anyone's reservations. A demo only: set \
@@ -42,14 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut background = app::spawn_background(&backends);
     let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config)?);
     background.push(app::limit::spawn_pruning(limits.clone()));
-    let router = app::router(
-        backends.service,
-        Duration::from_millis(config.request_timeout_ms),
-        config.max_body_bytes,
-        limits,
-        Duration::from_millis(config.catalog_cache_ms),
-        auth,
-    );
+    let draining = settings.draining.clone();
+    let router = app::router(backends.service, limits, settings);
     let listener = tokio::net::TcpListener::bind(&config.addr).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
@@ -58,11 +57,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         queue = ?config.queue,
         "serving the ticketing API under /api/ticketing"
     );
+    let drain = Duration::from_secs(config.drain_secs);
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown())
+    .with_graceful_shutdown(async move {
+        shutdown().await;
+        // Not ready from now on; keep serving while load balancers notice.
+        draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(seconds = drain.as_secs(), "draining");
+        tokio::time::sleep(drain).await;
+    })
     .await?;
     for task in background {
         task.abort();

@@ -25,7 +25,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .map(|b| b.build_recorder())
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe();
+            }
             handle
         })
         .clone()
@@ -80,4 +82,51 @@ pub async fn observe(State(_): State<AppState>, req: Request, next: Next) -> Res
     metrics::histogram!("http_request_duration_seconds", &labels[..2])
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The `# HELP` line of every metric the server records.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method and route"
+    );
+    describe_counter!(
+        "ticketing_failures_total",
+        "Error answers, by their stable code"
+    );
+    describe_counter!("ticketing_holds_total", "Holds placed");
+    describe_counter!("ticketing_confirms_total", "Holds paid");
+    describe_counter!("ticketing_cancels_total", "Reservations cancelled");
+    describe_counter!(
+        "ticketing_expiries_total",
+        "Holds expired in storage by the sweeper"
+    );
+    describe_counter!(
+        "ticketing_pruned_total",
+        "Idempotency records and acknowledged events forgotten"
+    );
+    describe_counter!("ticketing_events_published_total", "Outbox events relayed");
+    describe_gauge!(
+        "ticketing_outbox_backlog",
+        "Outbox events recorded and not yet relayed (counted up to 1,000)"
+    );
+    describe_gauge!("ticketing_queue_waiting", "Tokens waiting, by concert");
+    describe_gauge!(
+        "ticketing_queue_admitted",
+        "Tokens admitted now, by concert"
+    );
+    describe_gauge!(
+        "ticketing_memory_records",
+        "What the memory backends keep, by kind"
+    );
+    describe_gauge!(
+        "ticketing_rate_limiter_keys",
+        "Keys the rate limiters remember, by limiter"
+    );
 }

@@ -22,4 +22,6 @@ pub struct AppState {
     pub catalog: Arc<CatalogCache>,
     /// How callers are identified.
     pub auth: Auth,
+    /// Set at shutdown: readiness answers 503 so load balancers stop sending buyers.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -38,14 +38,8 @@ pub async fn start(flags: &[&str]) -> Server {
     app::spawn_background(&backends);
     let limits = std::sync::Arc::new(app::limit::Limits::from_config(&config).expect("limits"));
     app::limit::spawn_pruning(limits.clone());
-    let router = app::router(
-        backends.service.clone(),
-        Duration::from_millis(config.request_timeout_ms),
-        config.max_body_bytes,
-        limits,
-        Duration::from_millis(config.catalog_cache_ms),
-        app::auth::Auth::from_config(&config).expect("auth"),
-    );
+    let settings = app::Settings::from_config(&config).expect("settings");
+    let router = app::router(backends.service.clone(), limits, settings);
     listen(router, backends.service).await
 }
 
@@ -56,14 +50,12 @@ pub async fn serve(
     max_body: usize,
     limits: std::sync::Arc<app::limit::Limits>,
 ) -> Server {
-    let router = app::router(
-        service.clone(),
+    let settings = app::Settings {
         timeout,
         max_body,
-        limits,
-        Duration::ZERO,
-        Default::default(),
-    );
+        ..Default::default()
+    };
+    let router = app::router(service.clone(), limits, settings);
     listen(router, service).await
 }
 

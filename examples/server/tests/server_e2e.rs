@@ -1005,3 +1005,85 @@ fn mint_token_prints_a_token_for_the_user() {
         "a secret under 32 bytes is refused"
     );
 }
+
+/// CORS for the configured browser origins only: a preflight from an allowed origin is
+/// answered with its headers, another origin gets none; without the setting, no CORS at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_the_configured_origins_only() {
+    let s = start(&[
+        "--cors-origins",
+        "https://tickets.example,https://m.tickets.example",
+    ])
+    .await;
+    let preflight = |origin: &str| {
+        s.http
+            .request(reqwest::Method::OPTIONS, format!("{}/reservations", s.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-queue-token",
+            )
+            .send()
+    };
+    let ok = preflight("https://m.tickets.example")
+        .await
+        .expect("answer");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://m.tickets.example"
+    );
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(allowed.contains("x-queue-token"), "{allowed}");
+    let other = preflight("https://evil.example").await.expect("answer");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let get = s
+        .http
+        .get(format!("{}/concerts", s.base))
+        .header("origin", "https://tickets.example")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(
+        get.headers()["access-control-allow-origin"],
+        "https://tickets.example"
+    );
+    let exposed = get.headers()["access-control-expose-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(
+        exposed.contains("etag") && exposed.contains("retry-after"),
+        "{exposed}"
+    );
+
+    let plain = memory_server().await;
+    let get = plain
+        .http
+        .get(format!("{}/concerts", plain.base))
+        .header("origin", "https://tickets.example")
+        .send()
+        .await
+        .expect("answer");
+    assert!(get.headers().get("access-control-allow-origin").is_none());
+}
+
+/// `/metrics` describes every metric (`# HELP`) and counts error answers by their code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_described_and_count_failures_by_code() {
+    let s = memory_server().await;
+    s.get("/concerts/99/options")
+        .await
+        .problem(404, "not_found");
+    let text = s.send(s.http.get(format!("{}/metrics", s.root))).await.body;
+    let text = text.as_str().expect("text");
+    assert!(text.contains("# HELP http_requests_total"), "{text}");
+    assert!(text.contains("# HELP ticketing_failures_total"), "{text}");
+    assert!(
+        text.contains("ticketing_failures_total{code=\"not_found\"}"),
+        "{text}"
+    );
+}

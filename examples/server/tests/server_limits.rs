@@ -532,11 +532,12 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
     let ttl = Duration::from_millis(1_500);
     let router = server_common::app::router(
         service.clone(),
-        Duration::from_secs(10),
-        64 * 1024,
         Arc::new(Limits::new(0, 0)),
-        ttl,
-        Default::default(),
+        server_common::app::Settings {
+            timeout: Duration::from_secs(10),
+            catalog_ttl: ttl,
+            ..Default::default()
+        },
     );
     let s = server_common::listen(router, service.clone()).await;
     let started = Instant::now();
@@ -617,11 +618,12 @@ async fn a_seat_map_read_slower_than_the_cache_time_still_serves_every_waiter() 
     let service = TicketingService::new(store.clone(), Default::default());
     let router = server_common::app::router(
         service.clone(),
-        Duration::from_secs(3),
-        64 * 1024,
         Arc::new(Limits::new(0, 0)),
-        Duration::from_millis(100),
-        Default::default(),
+        server_common::app::Settings {
+            timeout: Duration::from_secs(3),
+            catalog_ttl: Duration::from_millis(100),
+            ..Default::default()
+        },
     );
     let s = server_common::listen(router, service).await;
     let answers = futures_join_all(

@@ -25,7 +25,8 @@ pub async fn live() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness (also `/health`): 200 when every backing service answers (the store, the lock
+/// Readiness (also `/health`): 503 while the server drains at shutdown; else 200 when every
+/// backing service answers (the store, the lock
 /// manager of the distributed-lock strategy, the waiting queue), so a load balancer sends
 /// buyers only to an instance that can serve them; 503 otherwise.
 #[utoipa::path(get, path = "/health/ready", responses((status = 200, description = "every backing service answers: store, lock manager, queue"), (status = 503, body = ProblemView)))]
@@ -33,10 +34,23 @@ pub async fn ready(s: State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     health(s).await
 }
 
+/// 503 while the server drains at shutdown, so no new buyer is sent to it.
+fn not_draining(s: &AppState) -> ApiResult<()> {
+    if s.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(crate::error::ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            ticketing::ErrorCode::Unavailable.as_str(),
+            "shutting down: send new requests to another instance",
+        ));
+    }
+    Ok(())
+}
+
 /// Readiness, as `/health/ready`: 200 when every backing service answers (store, lock
 /// manager, queue), 503 otherwise.
 #[utoipa::path(get, path = "/health", responses((status = 200, description = "every backing service answers (as /health/ready)"), (status = 503, body = ProblemView)))]
 pub async fn health(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    not_draining(&s)?;
     s.service.health().await?;
     Ok(Json(serde_json::json!({"status": "ok"})))
 }
