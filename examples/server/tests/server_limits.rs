@@ -49,6 +49,26 @@ impl SlowAnswers {
         serve(service, timeout, 64 * 1024, Arc::new(Limits::new(0, 0))).await
     }
 
+    /// Serve this slowed-down store, kept by the caller to count its reads, with this request
+    /// time limit and catalog cache time.
+    async fn serve_cached(self: &Arc<Self>, timeout: Duration, catalog_ttl: Duration) -> Server {
+        let service = TicketingService::new(self.clone(), Default::default());
+        let router = server_common::app::router(
+            service.clone(),
+            Arc::new(Limits::new(0, 0)),
+            server_common::app::Settings {
+                timeout,
+                catalog_ttl,
+                ..Default::default()
+            },
+        );
+        server_common::listen(router, service).await
+    }
+
+    fn seat_reads(&self) -> u64 {
+        self.seat_reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     async fn late<T>(&self, r: Result<T>) -> Result<T> {
         if !self.start_late {
             tokio::time::sleep(self.delay).await;
@@ -528,43 +548,19 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
         reads_late: true,
         ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(300))
     });
-    let service = TicketingService::new(store.clone(), Default::default());
     let ttl = Duration::from_millis(1_500);
-    let router = server_common::app::router(
-        service.clone(),
-        Arc::new(Limits::new(0, 0)),
-        server_common::app::Settings {
-            timeout: Duration::from_secs(10),
-            catalog_ttl: ttl,
-            ..Default::default()
-        },
-    );
-    let s = server_common::listen(router, service.clone()).await;
+    let s = store.serve_cached(Duration::from_secs(10), ttl).await;
     let started = Instant::now();
-    let answers = futures_join_all(
-        (0..40)
-            .map(|_| {
-                let (http, url) = (
-                    s.http.clone(),
-                    format!("{}/concerts/options/1/seats", s.base),
-                );
-                tokio::spawn(async move {
-                    let r = http.get(url).send().await.expect("answer");
-                    (r.status(), r.text().await.expect("body"))
-                })
-            })
-            .collect(),
-    )
-    .await;
+    let answers = seat_maps_at_once(&s, 40).await;
     assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
     assert!(answers.iter().all(|(_, body)| *body == answers[0].1));
     assert_eq!(
-        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst),
+        store.seat_reads(),
         1,
         "40 concurrent misses coalesced into one store read"
     );
     s.get("/concerts/options/1/availability").await;
-    service
+    s.service
         .hold(ticketing::HoldRequest {
             user_id: UserId(3),
             option_id: OptionId(1),
@@ -579,7 +575,7 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
     // anew: nothing to check then.)
     if started.elapsed() < ttl {
         assert_eq!(
-            store.seat_reads.load(std::sync::atomic::Ordering::SeqCst),
+            store.seat_reads(),
             1,
             "within the cache's time every form of the map is served from the one read"
         );
@@ -594,11 +590,22 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
         fresh.body[0]["status"], "held",
         "read anew once the cache's time passed"
     );
-    assert!(store.seat_reads.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(store.seat_reads() >= 2);
 }
 
-async fn futures_join_all<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::with_capacity(tasks.len());
+/// `n` requests at once for the seat map of option 1: each one's status and body.
+async fn seat_maps_at_once(s: &Server, n: usize) -> Vec<(StatusCode, String)> {
+    let url = format!("{}/concerts/options/1/seats", s.base);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, url) = (s.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let r = http.get(url).send().await.expect("answer");
+                (r.status(), r.text().await.expect("body"))
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
     for t in tasks {
         out.push(t.await.expect("task"));
     }
@@ -615,36 +622,14 @@ async fn a_seat_map_read_slower_than_the_cache_time_still_serves_every_waiter() 
         reads_late: true,
         ..SlowAnswers::new(base.service.store().clone(), Duration::from_millis(400))
     });
-    let service = TicketingService::new(store.clone(), Default::default());
-    let router = server_common::app::router(
-        service.clone(),
-        Arc::new(Limits::new(0, 0)),
-        server_common::app::Settings {
-            timeout: Duration::from_secs(3),
-            catalog_ttl: Duration::from_millis(100),
-            ..Default::default()
-        },
-    );
-    let s = server_common::listen(router, service).await;
-    let answers = futures_join_all(
-        (0..20)
-            .map(|_| {
-                let (http, url) = (
-                    s.http.clone(),
-                    format!("{}/concerts/options/1/seats", s.base),
-                );
-                tokio::spawn(async move { http.get(url).send().await.expect("answer").status() })
-            })
-            .collect(),
-    )
-    .await;
+    let s = store
+        .serve_cached(Duration::from_secs(3), Duration::from_millis(100))
+        .await;
+    let answers = seat_maps_at_once(&s, 20).await;
     assert!(
-        answers.iter().all(|status| *status == StatusCode::OK),
-        "{answers:?}"
+        answers.iter().all(|(status, _)| *status == StatusCode::OK),
+        "{:?}",
+        answers.iter().map(|(status, _)| status).collect::<Vec<_>>()
     );
-    assert!(
-        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst) <= 2,
-        "read {} times",
-        store.seat_reads.load(std::sync::atomic::Ordering::SeqCst)
-    );
+    assert!(store.seat_reads() <= 2, "read {} times", store.seat_reads());
 }

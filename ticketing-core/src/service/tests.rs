@@ -230,6 +230,18 @@ async fn paying_someone_elses_reservation_never_confirms() {
     );
 }
 
+/// A store's confirm that succeeds: 200 points paid, nothing left.
+fn paid(cmd: ConfirmCommand) -> Result<Payment> {
+    Ok(Payment {
+        id: crate::PaymentId::new(),
+        reservation_id: cmd.reservation_id,
+        user_id: cmd.user_id,
+        amount: Points(200),
+        balance: Points(0),
+        created_at: Utc::now(),
+    })
+}
+
 fn admitting_queue(times: usize) -> MockWaitingQueue {
     let mut queue = MockWaitingQueue::new();
     queue.expect_status().times(times).returning(|token, _| {
@@ -259,16 +271,7 @@ async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
         })
     });
     store.expect_reservation().never();
-    store.expect_confirm().times(1).returning(move |cmd| {
-        Ok(Payment {
-            id: crate::PaymentId::new(),
-            reservation_id: cmd.reservation_id,
-            user_id: cmd.user_id,
-            amount: Points(200),
-            balance: Points(0),
-            created_at: Utc::now(),
-        })
-    });
+    store.expect_confirm().times(1).returning(paid);
     // Paying ends the buyer's queue token (their place goes to the next in line).
     let mut queue = admitting_queue(2);
     queue
@@ -374,16 +377,7 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
         .expect_reservation()
         .times(1)
         .returning(|_, _| Ok(reservation(UserId(7))));
-    store.expect_confirm().times(1).returning(|cmd| {
-        Ok(Payment {
-            id: crate::PaymentId::new(),
-            reservation_id: cmd.reservation_id,
-            user_id: cmd.user_id,
-            amount: Points(200),
-            balance: Points(0),
-            created_at: Utc::now(),
-        })
-    });
+    store.expect_confirm().times(1).returning(paid);
     let mut queue = admitting_queue(1);
     queue.expect_leave().times(1).returning(|_, _| {
         Err(Error::Unavailable {
@@ -417,16 +411,7 @@ async fn a_token_that_ended_still_pays_for_its_holds_but_holds_nothing_new() {
         .expect_reservation()
         .times(1)
         .returning(|_, _| Ok(reservation(UserId(7))));
-    store.expect_confirm().times(1).returning(|cmd| {
-        Ok(Payment {
-            id: crate::PaymentId::new(),
-            reservation_id: cmd.reservation_id,
-            user_id: cmd.user_id,
-            amount: Points(200),
-            balance: Points(0),
-            created_at: Utc::now(),
-        })
-    });
+    store.expect_confirm().times(1).returning(paid);
     store.expect_hold().never();
     let mut queue = MockWaitingQueue::new();
     queue.expect_status().times(2).returning(|token, _| {
