@@ -76,11 +76,11 @@ async fn seed(store: &Arc<dyn TicketStore>) -> (OptionId, i64, i64) {
                 title: "bench".into(),
                 venue: "x".into(),
             }],
-            options: vec![ShowOption {
-                id: option,
-                concert_id: ConcertId(base),
-                starts_at: Utc::now(),
-            }],
+            options: vec![ShowOption::new(
+                option,
+                ConcertId(base),
+                Utc::now() + chrono::Duration::days(365),
+            )],
             seats: (0..SEATS)
                 .map(|i| Seat {
                     id: SeatId(base + 1_000 + i),

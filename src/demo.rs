@@ -18,11 +18,11 @@ pub fn demo_catalog(concerts: u32, seats_per_option: u32, price: Points) -> Cata
             venue: format!("Arena {c}"),
         });
         for o in [2 * c - 1, 2 * c] {
-            catalog.options.push(ShowOption {
-                id: OptionId(o),
-                concert_id: ConcertId(c),
-                starts_at: start + Duration::days(o),
-            });
+            catalog.options.push(ShowOption::new(
+                OptionId(o),
+                ConcertId(c),
+                start + Duration::days(o),
+            ));
             for n in 0..per {
                 let vip = n < per / 10;
                 catalog.seats.push(Seat {

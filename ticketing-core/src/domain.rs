@@ -26,6 +26,46 @@ pub struct ShowOption {
     pub concert_id: ConcertId,
     /// When it starts.
     pub starts_at: DateTime<Utc>,
+    /// When its seats go on sale; `None`: on sale from the moment it is added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_opens_at: Option<DateTime<Utc>>,
+    /// When the sale ends; `None`: when the show starts. See [`crate::rules::check_sale`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_closes_at: Option<DateTime<Utc>>,
+}
+
+impl ShowOption {
+    /// An option on sale from now until it starts.
+    pub fn new(id: OptionId, concert_id: ConcertId, starts_at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            concert_id,
+            starts_at,
+            sale_opens_at: None,
+            sale_closes_at: None,
+        }
+    }
+
+    /// Its sale window, as stored.
+    pub fn sale_window(&self) -> SaleWindow {
+        SaleWindow {
+            starts_at: self.starts_at,
+            opens_at: self.sale_opens_at,
+            closes_at: self.sale_closes_at,
+        }
+    }
+}
+
+/// When an option's seats may be held and paid for, as stored: read it through
+/// [`crate::rules::check_sale`], which says what an open end means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleWindow {
+    /// When the show starts (the sale's end when `closes_at` is `None`).
+    pub starts_at: DateTime<Utc>,
+    /// The first instant of the sale, if it has one.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// The first instant after the sale, if not the show's start.
+    pub closes_at: Option<DateTime<Utc>>,
 }
 
 /// A show option with its seat counts at a given instant.

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use chrono::{DateTime, Utc};
+
 use crate::ids::SeatId;
 use crate::money::Points;
 
@@ -64,6 +66,18 @@ pub enum Error {
         state: &'static str,
         /// What was attempted.
         action: &'static str,
+    },
+    /// The option's sale has not opened yet; nothing was held or paid.
+    #[error("the sale opens at {opens_at}")]
+    SaleNotOpen {
+        /// When it opens.
+        opens_at: DateTime<Utc>,
+    },
+    /// The option's sale has ended (or the show has started); nothing was held or paid.
+    #[error("the sale closed at {closed_at}")]
+    SaleClosed {
+        /// When it closed.
+        closed_at: DateTime<Utc>,
     },
     /// An idempotency key was reused with a different request.
     #[error("idempotency key reused with a different request")]
@@ -146,6 +160,8 @@ impl Error {
             Error::SeatUnavailable { .. } => ErrorCode::SeatUnavailable,
             Error::HoldExpired => ErrorCode::HoldExpired,
             Error::InvalidState { .. } => ErrorCode::InvalidState,
+            Error::SaleNotOpen { .. } => ErrorCode::SaleNotOpen,
+            Error::SaleClosed { .. } => ErrorCode::SaleClosed,
             Error::IdempotencyConflict => ErrorCode::IdempotencyConflict,
             Error::LimitExceeded { .. } => ErrorCode::LimitExceeded,
             Error::LockLost => ErrorCode::LockLost,
@@ -188,6 +204,10 @@ pub enum ErrorCode {
     HoldExpired,
     /// `invalid_state` (409).
     InvalidState,
+    /// `sale_not_open` (409): the option's sale has not opened yet.
+    SaleNotOpen,
+    /// `sale_closed` (409): the option's sale has ended, or the show has started.
+    SaleClosed,
     /// `idempotency_conflict` (409).
     IdempotencyConflict,
     /// `limit_exceeded` (422).
@@ -203,7 +223,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidRequest,
         ErrorCode::QueueTokenRequired,
         ErrorCode::QueueTokenNotAdmitted,
@@ -214,6 +234,8 @@ impl ErrorCode {
         ErrorCode::SeatUnavailable,
         ErrorCode::HoldExpired,
         ErrorCode::InvalidState,
+        ErrorCode::SaleNotOpen,
+        ErrorCode::SaleClosed,
         ErrorCode::IdempotencyConflict,
         ErrorCode::LimitExceeded,
         ErrorCode::LockLost,
@@ -234,6 +256,8 @@ impl ErrorCode {
             ErrorCode::SeatUnavailable => "seat_unavailable",
             ErrorCode::HoldExpired => "hold_expired",
             ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::SaleNotOpen => "sale_not_open",
+            ErrorCode::SaleClosed => "sale_closed",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::LimitExceeded => "limit_exceeded",
             ErrorCode::LockLost => "lock_lost",
@@ -255,6 +279,8 @@ impl ErrorCode {
             ErrorCode::SeatUnavailable
             | ErrorCode::HoldExpired
             | ErrorCode::InvalidState
+            | ErrorCode::SaleNotOpen
+            | ErrorCode::SaleClosed
             | ErrorCode::IdempotencyConflict
             | ErrorCode::LockLost => 409,
             ErrorCode::LimitExceeded => 422,

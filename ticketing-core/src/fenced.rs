@@ -239,6 +239,20 @@ impl TicketStore for FencedStore {
         self.store.option(option).await
     }
 
+    async fn set_sale_window(
+        &self,
+
+        option: OptionId,
+
+        opens_at: Option<DateTime<Utc>>,
+
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption> {
+        self.store
+            .set_sale_window(option, opens_at, closes_at)
+            .await
+    }
+
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
         self.store.seats(option, now).await
     }

@@ -50,7 +50,7 @@ pub use background::{EventSink, ExpirySweeper, OutboxRelay, RetentionPruner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{
     Balance, Catalog, Concert, DomainEvent, EventKind, OptionSummary, OutboxRecord, Payment,
-    Reservation, ReservationStatus, Seat, SeatState, SeatStatus, SeatView, ShowOption,
+    Reservation, ReservationStatus, SaleWindow, Seat, SeatState, SeatStatus, SeatView, ShowOption,
 };
 pub use error::{BoxError, Error, ErrorCode, Result};
 pub use fenced::{FencedStore, SOLD_HINT, Sleep, seat_key};

@@ -15,11 +15,13 @@
 use chrono::{DateTime, Utc};
 
 mod commands;
+mod sale;
 
 pub use commands::{
     CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
     decide_confirm, decide_hold, seats_owned,
 };
+pub use sale::{check_sale, sale_end, validate_sale_window};
 
 use crate::domain::{Reservation, ReservationStatus, SeatState};
 use crate::error::Error;

@@ -87,6 +87,7 @@ pub struct TicketingService {
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     owners: owners::Owners,
+    concerts: owners::Concerts,
 }
 
 fn positive(id: i64, what: &str) -> Result<()> {
@@ -106,6 +107,7 @@ impl TicketingService {
             clock: Arc::new(SystemClock),
             config,
             owners: owners::Owners::new(),
+            concerts: owners::Concerts::new(),
         }
     }
 
@@ -165,6 +167,16 @@ impl TicketingService {
         self.queue.is_some() && self.config.require_queue_token
     }
 
+    /// The concert of an option (`not_found` for an unknown one), read once and kept.
+    async fn concert_of(&self, option: OptionId) -> Result<ConcertId> {
+        if let Some(concert) = self.concerts.get(option) {
+            return Ok(concert);
+        }
+        let concert = self.store.option(option).await?.concert_id;
+        self.concerts.remember(option, concert);
+        Ok(concert)
+    }
+
     /// Check that `token` is admitted for `user` and `concert`, when the queue gates. A
     /// payment also passes with a token that ended early ([`QueueStatus::Done`]: its holder
     /// paid for another hold, or left): the hold it pays for was made while it was admitted.
@@ -221,14 +233,12 @@ impl TicketingService {
             let first = outcome.into_hold()?;
             return self.current(first).await;
         }
-        let option = self.store.option(req.option_id).await?;
-        self.gate(
-            req.queue_token.as_ref(),
-            req.user_id,
-            option.concert_id,
-            false,
-        )
-        .await?;
+        // Without a gate the store checks the option in the hold's own atomic step.
+        if self.gates() {
+            let concert = self.concert_of(req.option_id).await?;
+            self.gate(req.queue_token.as_ref(), req.user_id, concert, false)
+                .await?;
+        }
         let now = self.clock.now();
         let reservation_id = ReservationId::new();
         let made = self
@@ -288,14 +298,9 @@ impl TicketingService {
             if owner != req.user_id {
                 return Err(Error::Forbidden);
             }
-            let option = self.store.option(option).await?;
-            self.gate(
-                req.queue_token.as_ref(),
-                req.user_id,
-                option.concert_id,
-                true,
-            )
-            .await?;
+            let concert = self.concert_of(option).await?;
+            self.gate(req.queue_token.as_ref(), req.user_id, concert, true)
+                .await?;
         }
         let payment = self
             .store

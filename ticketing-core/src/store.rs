@@ -86,7 +86,8 @@ pub struct ChargeCommand {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait TicketStore: Send + Sync + Debug + 'static {
-    /// Add a catalog. Ids already present are an `invalid_request` and nothing is added.
+    /// Add a catalog. Ids already present, or an option whose sale window ends before it opens,
+    /// are an `invalid_request` and nothing is added.
     async fn seed(&self, catalog: &Catalog) -> Result<()>;
 
     /// Every concert, by id.
@@ -100,6 +101,17 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
 
     /// One option; `not_found` for an unknown one.
     async fn option(&self, option: OptionId) -> Result<ShowOption>;
+
+    /// Set when an option's seats are on sale (`None`: from now on, or until the show starts;
+    /// see [`crate::rules::check_sale`]) and return the option as stored. A window that ends
+    /// before it opens is an `invalid_request` ([`crate::rules::validate_sale_window`]); an
+    /// end in the past closes the sale. Holds and payments decided after this returns see it.
+    async fn set_sale_window(
+        &self,
+        option: OptionId,
+        opens_at: Option<DateTime<Utc>>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption>;
 
     /// Every seat of an option with its status at `now`, by id; `not_found` for an unknown one.
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>>;

@@ -18,7 +18,7 @@
 //! store
 //!     .seed(&Catalog {
 //!         concerts: vec![Concert { id: ConcertId(1), title: "Live".into(), venue: "Hall".into() }],
-//!         options: vec![ShowOption { id: OptionId(10), concert_id: ConcertId(1), starts_at: chrono::Utc::now() }],
+//!         options: vec![ShowOption::new(OptionId(10), ConcertId(1), chrono::Utc::now() + chrono::Duration::days(30))],
 //!         seats: vec![Seat { id: SeatId(100), option_id: OptionId(10), seat_no: "A-1".into(), grade: "R".into(), price: Points(5_000) }],
 //!     })
 //!     .await?;

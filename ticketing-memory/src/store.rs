@@ -7,8 +7,8 @@ use ticketing_core::{
     Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
     DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
     OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    Result, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore, UserId,
-    async_trait,
+    Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
+    UserId, async_trait,
     rules::{self, Action},
 };
 
@@ -268,6 +268,15 @@ impl MemoryStore {
         })
     }
 
+    /// The sale window of an option (`not_found` for an unknown one).
+    fn sale_window(&self, option: OptionId) -> Result<SaleWindow> {
+        read(&self.inner.catalog)
+            .options
+            .get(&option)
+            .map(ShowOption::sale_window)
+            .ok_or_else(|| Error::not_found("option", option))
+    }
+
     fn validate_catalog(&self, catalog: &Catalog, state: &CatalogState) -> Result<()> {
         let mut concerts = HashSet::new();
         for c in &catalog.concerts {
@@ -286,6 +295,7 @@ impl MemoryStore {
                     o.id
                 )));
             }
+            rules::validate_sale_window(&o.sale_window())?;
             if !concerts.contains(&o.concert_id) && !state.concerts.contains_key(&o.concert_id) {
                 return Err(Error::invalid(format!(
                     "option {} names unknown concert",
@@ -396,6 +406,27 @@ impl TicketStore for MemoryStore {
             .ok_or_else(|| Error::not_found("option", option))
     }
 
+    async fn set_sale_window(
+        &self,
+        option: OptionId,
+        opens_at: Option<DateTime<Utc>>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption> {
+        let mut state = write(&self.inner.catalog);
+        let stored = state
+            .options
+            .get_mut(&option)
+            .ok_or_else(|| Error::not_found("option", option))?;
+        let next = ShowOption {
+            sale_opens_at: opens_at,
+            sale_closes_at: closes_at,
+            ..stored.clone()
+        };
+        rules::validate_sale_window(&next.sale_window())?;
+        *stored = next.clone();
+        Ok(next)
+    }
+
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
         let ids = read(&self.inner.catalog)
             .option_seats
@@ -415,7 +446,7 @@ impl TicketStore for MemoryStore {
     }
 
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
-        self.option(cmd.option_id).await?;
+        let sale = self.sale_window(cmd.option_id)?;
         let cells = self.inner.seats.cells(&cmd.seat_ids)?;
         self.with_book(cmd.user_id, |book| {
             if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
@@ -427,7 +458,7 @@ impl TicketStore for MemoryStore {
                 .inner
                 .seats
                 .transact_decision(&cells, cmd.fence, |states| {
-                    let d = rules::decide_hold(&cmd, &seats, states, owned)?;
+                    let d = rules::decide_hold(&cmd, &sale, &seats, states, owned)?;
                     let next = d.seats.clone();
                     Ok((d, next))
                 })?;
@@ -462,13 +493,15 @@ impl TicketStore for MemoryStore {
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         // Refusals that need no seat come first.
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        let sale = self.sale_window(reservation.option_id)?;
         let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
         let d = self
             .inner
             .seats
             .transact_decision(&cells, cmd.fence, |states| {
-                let d = rules::decide_confirm(&cmd, &reservation, balance, states, payment_id)?;
+                let d =
+                    rules::decide_confirm(&cmd, &sale, &reservation, balance, states, payment_id)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })?;

@@ -5,7 +5,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use ticketing_core::{
     Concert, ConcertId, Error, FencingToken, OptionId, PaymentId, Points, Reservation,
-    ReservationId, ReservationStatus, Seat, SeatId, SeatState, ShowOption, UserId,
+    ReservationId, ReservationStatus, SaleWindow, Seat, SeatId, SeatState, ShowOption, UserId,
 };
 use uuid::Uuid;
 
@@ -22,6 +22,17 @@ pub(crate) fn option(row: &PgRow) -> Result<ShowOption, sqlx::Error> {
         id: OptionId(row.try_get("id")?),
         concert_id: ConcertId(row.try_get("concert_id")?),
         starts_at: row.try_get("starts_at")?,
+        sale_opens_at: row.try_get("sale_opens_at")?,
+        sale_closes_at: row.try_get("sale_closes_at")?,
+    })
+}
+
+/// A sale window from a row of `starts_at`, `sale_opens_at`, `sale_closes_at`.
+pub(crate) fn sale_window(row: &PgRow) -> Result<SaleWindow, sqlx::Error> {
+    Ok(SaleWindow {
+        starts_at: row.try_get("starts_at")?,
+        opens_at: row.try_get("sale_opens_at")?,
+        closes_at: row.try_get("sale_closes_at")?,
     })
 }
 

@@ -2,7 +2,7 @@
 //! loads, locks and stores.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -12,8 +12,8 @@ use ticketing_core::{
     Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
     DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
     OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    ReservationStatus, Result, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome,
-    TicketStore, UserId, async_trait,
+    ReservationStatus, Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption,
+    StoredOutcome, TicketStore, UserId, async_trait,
 };
 use uuid::Uuid;
 
@@ -51,10 +51,6 @@ macro_rules! retrying {
 pub struct PgStore {
     pool: PgPool,
     config: PgConfig,
-    /// Show options never change once seeded (the store only inserts them), so the ones read
-    /// are kept: every hold looks its option up, and a hot-seat loser turned away at a lock
-    /// should not need the database for that.
-    options: Arc<RwLock<HashMap<OptionId, ShowOption>>>,
     /// The group-commit queue, when [`PgConfig::batch`] is set.
     batcher: Option<Arc<Batcher>>,
 }
@@ -93,7 +89,6 @@ impl PgStore {
         Self {
             pool,
             config,
-            options: Arc::default(),
             batcher,
         }
     }
@@ -372,12 +367,28 @@ impl PgStore {
         Ok(rows::reservation(&row)?)
     }
 
+    /// An option's sale window, read in the command's transaction; `not_found` for an unknown
+    /// option.
+    async fn sale_window(
+        &self,
+        conn: &mut PgConnection,
+        option: OptionId,
+    ) -> Result<SaleWindow, Fail> {
+        let row = sqlx::query(sql!("option_sale"))
+            .bind(option.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("option", option))?;
+        Ok(rows::sale_window(&row)?)
+    }
+
     async fn try_hold(&self, cmd: &HoldCommand) -> Result<Reservation, Fail> {
         let mut tx = self.begin().await?;
         self.lock_user(&mut tx, cmd.user_id).await?;
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_hold()?);
         }
+        let sale = self.sale_window(&mut tx, cmd.option_id).await?;
         let owned = match cmd.max_seats_per_user {
             Some(_) => {
                 let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
@@ -391,13 +402,9 @@ impl PgStore {
             None => 0,
         };
         let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
-        if rows.iter().any(|r| r.seat.option_id != cmd.option_id) {
-            // An unknown option is `not_found`, a seat of another one `invalid_request`.
-            self.option(cmd.option_id).await?;
-        }
         let seats: Vec<&Seat> = rows.iter().map(|r| &r.seat).collect();
         let states: Vec<SeatState> = rows.iter().map(|r| r.state).collect();
-        let d = rules::decide_hold(cmd, &seats, &states, owned)?;
+        let d = rules::decide_hold(cmd, &sale, &seats, &states, owned)?;
         self.write_seats(&mut tx, &rows, &d.seats, cmd.fence)
             .await?;
         let reservation = d.reservation;
@@ -432,10 +439,11 @@ impl PgStore {
             .await?;
         // Refusals that need no seat come first (no seat lock taken for them).
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        let sale = self.sale_window(&mut tx, reservation.option_id).await?;
         let d = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states| {
-                let d =
-                    rules::decide_confirm(cmd, &reservation, balance, states, PaymentId::new())?;
+                let id = PaymentId::new();
+                let d = rules::decide_confirm(cmd, &sale, &reservation, balance, states, id)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })
@@ -650,6 +658,9 @@ impl PgStore {
     }
 
     async fn try_seed(&self, catalog: &Catalog) -> Result<(), Fail> {
+        for o in &catalog.options {
+            rules::validate_sale_window(&o.sale_window())?;
+        }
         let mut tx = self.begin().await?;
         let c = &catalog.concerts;
         sqlx::query(sql!("seed_concerts"))
@@ -663,6 +674,8 @@ impl PgStore {
             .bind(o.iter().map(|o| o.id.0).collect::<Vec<_>>())
             .bind(o.iter().map(|o| o.concert_id.0).collect::<Vec<_>>())
             .bind(o.iter().map(|o| o.starts_at).collect::<Vec<_>>())
+            .bind(o.iter().map(|o| o.sale_opens_at).collect::<Vec<_>>())
+            .bind(o.iter().map(|o| o.sale_closes_at).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         let s = &catalog.seats;
@@ -739,13 +752,7 @@ fn done<T>(r: Result<T, Fail>) -> Result<T> {
 #[async_trait]
 impl TicketStore for PgStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
-        done(self.try_seed(catalog).await)?;
-        if let Ok(mut cache) = self.options.write() {
-            for option in &catalog.options {
-                cache.insert(option.id, option.clone());
-            }
-        }
-        Ok(())
+        done(self.try_seed(catalog).await)
     }
 
     async fn concerts(&self) -> Result<Vec<Concert>> {
@@ -792,34 +799,50 @@ impl TicketStore for PgStore {
     }
 
     async fn option(&self, option: OptionId) -> Result<ShowOption> {
-        if let Some(known) = self
-            .options
-            .read()
-            .ok()
-            .and_then(|cache| cache.get(&option).cloned())
-        {
-            return Ok(known);
-        }
         let row = sqlx::query(sql!("option"))
             .bind(option.0)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?
             .ok_or_else(|| Error::not_found("option", option))?;
-        let found = rows::option(&row).map_err(db)?;
-        if let Ok(mut cache) = self.options.write() {
-            cache.insert(option, found.clone());
-        }
-        Ok(found)
+        rows::option(&row).map_err(db)
+    }
+
+    async fn set_sale_window(
+        &self,
+        option: OptionId,
+        opens_at: Option<DateTime<Utc>>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption> {
+        // An option's start never changes, so the window is checked against the one read.
+        let stored = self.option(option).await?;
+        let next = ShowOption {
+            sale_opens_at: opens_at,
+            sale_closes_at: closes_at,
+            ..stored
+        };
+        rules::validate_sale_window(&next.sale_window())?;
+        let row = sqlx::query(sql!("option_sale_set"))
+            .bind(option.0)
+            .bind(opens_at)
+            .bind(closes_at)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| Error::not_found("option", option))?;
+        rows::option(&row).map_err(db)
     }
 
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
-        self.option(option).await?;
         let rows = sqlx::query(sql!("seats_of_option"))
             .bind(option.0)
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
+        if rows.is_empty() {
+            // No seats: an option without any, or no option at all.
+            self.option(option).await?;
+        }
         rows.iter()
             .map(|row| {
                 let r = rows::seat(row)?;

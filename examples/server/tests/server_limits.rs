@@ -104,6 +104,16 @@ impl TicketStore for SlowAnswers {
     async fn option(&self, option: OptionId) -> Result<ShowOption> {
         self.inner.option(option).await
     }
+    async fn set_sale_window(
+        &self,
+        option: OptionId,
+        opens_at: Option<DateTime<Utc>>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption> {
+        self.inner
+            .set_sale_window(option, opens_at, closes_at)
+            .await
+    }
     async fn seats(&self, option: OptionId, now: DateTime<Utc>) -> Result<Vec<SeatView>> {
         self.seat_reads
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

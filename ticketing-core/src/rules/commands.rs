@@ -5,11 +5,13 @@
 use chrono::DateTime;
 use chrono::Utc;
 
-use crate::domain::{Balance, EventKind, Payment, Reservation, ReservationStatus, Seat, SeatState};
+use crate::domain::{
+    Balance, EventKind, Payment, Reservation, ReservationStatus, SaleWindow, Seat, SeatState,
+};
 use crate::error::Error;
 use crate::ids::{OptionId, PaymentId, SeatId};
 use crate::money::Points;
-use crate::rules::{Action, hold_seat, release_seat, sell_seat, transition};
+use crate::rules::{Action, check_sale, hold_seat, release_seat, sell_seat, transition};
 use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand};
 
 /// What a hold does: the new reservation, the seats' next states (in the order given) and the
@@ -90,11 +92,13 @@ pub fn seats_owned<'a>(
 }
 
 /// Decide a hold over its seats (`seats[i]` in state `states[i]`, the command's order) for a
-/// user who already has `owned` seats of the option (see [`seats_owned`]). Refusals, in this
-/// order: a seat of another option (`invalid_request`), a price sum that overflows, the cap
-/// (`limit_exceeded`), taken seats (`seat_unavailable`, naming all of them).
+/// user who already has `owned` seats of the option (see [`seats_owned`]), the option's sale
+/// window being `sale`. Refusals, in this order: a seat of another option (`invalid_request`),
+/// the sale window at `cmd.now` (`sale_not_open`, `sale_closed`), a price sum that overflows,
+/// the cap (`limit_exceeded`), taken seats (`seat_unavailable`, naming all of them).
 pub fn decide_hold(
     cmd: &HoldCommand,
+    sale: &SaleWindow,
     seats: &[&Seat],
     states: &[SeatState],
     owned: u64,
@@ -113,6 +117,7 @@ pub fn decide_hold(
             s.id, cmd.option_id
         )));
     }
+    check_sale(sale, cmd.now)?;
     let amount = Points::checked_sum(seats.iter().map(|s| s.price))?;
     if let Some(limit) = cmd.max_seats_per_user {
         let would_have = owned + cmd.seat_ids.len() as u64;
@@ -158,12 +163,14 @@ pub fn decide_hold(
 }
 
 /// Decide a payment of `reservation` (as stored) by its owner, whose balance is `balance`, over
-/// the states of the reservation's seats (in its `seat_ids` order). Refusals, in this order:
-/// another user's reservation (`forbidden`), an illegal transition (`hold_expired`,
-/// `invalid_state`), too few points (`insufficient_points`), a seat no longer held by it
-/// (`hold_expired`).
+/// the states of the reservation's seats (in its `seat_ids` order), the option's sale window
+/// being `sale`. Refusals, in this order: another user's reservation (`forbidden`), an illegal
+/// transition (`hold_expired`, `invalid_state`), the sale window at `cmd.now` (`sale_closed`:
+/// a hold made during the sale is not paid after it), too few points (`insufficient_points`),
+/// a seat no longer held by it (`hold_expired`).
 pub fn decide_confirm(
     cmd: &ConfirmCommand,
+    sale: &SaleWindow,
     reservation: &Reservation,
     balance: Points,
     states: &[SeatState],
@@ -173,6 +180,7 @@ pub fn decide_confirm(
         return Err(Error::Forbidden);
     }
     let t = transition(reservation, Action::Confirm, cmd.now)?;
+    check_sale(sale, cmd.now)?;
     if balance < reservation.amount {
         return Err(Error::InsufficientPoints {
             balance,
@@ -293,6 +301,14 @@ mod tests {
         }
     }
 
+    fn on_sale(now: DateTime<Utc>) -> SaleWindow {
+        SaleWindow {
+            starts_at: now + chrono::Duration::days(1),
+            opens_at: None,
+            closes_at: None,
+        }
+    }
+
     /// A backend that loads fewer (or more) states or seats than the command names gets a
     /// refusal, never a hold over what it happened to load.
     #[test]
@@ -300,12 +316,54 @@ mod tests {
         let (a, b) = (seat(1), seat(2));
         let free = SeatState::Available;
         let two = hold(&[1, 2]);
-        assert!(decide_hold(&two, &[&a, &b], &[free, free], 0).is_ok());
+        let sale = on_sale(two.now);
+        assert!(decide_hold(&two, &sale, &[&a, &b], &[free, free], 0).is_ok());
         // One seat loaded of two named, with one state: every length must agree.
-        assert!(decide_hold(&two, &[&a], &[free], 0).is_err());
+        assert!(decide_hold(&two, &sale, &[&a], &[free], 0).is_err());
         // Seats and command agree, states do not.
-        assert!(decide_hold(&two, &[&a, &b], &[free], 0).is_err());
+        assert!(decide_hold(&two, &sale, &[&a, &b], &[free], 0).is_err());
         // States and seats agree, the command names fewer.
-        assert!(decide_hold(&hold(&[1]), &[&a, &b], &[free, free], 0).is_err());
+        assert!(decide_hold(&hold(&[1]), &sale, &[&a, &b], &[free, free], 0).is_err());
+    }
+
+    /// Outside its option's sale window a hold is refused before anything else is looked at,
+    /// and a hold made inside it is not paid after it.
+    #[test]
+    fn the_sale_window_bounds_holds_and_payments() {
+        let a = seat(1);
+        let free = SeatState::Available;
+        let cmd = hold(&[1]);
+        let closed = SaleWindow {
+            starts_at: cmd.now,
+            ..on_sale(cmd.now)
+        };
+        let refused = decide_hold(&cmd, &closed, &[&a], &[free], 0);
+        assert!(matches!(refused, Err(Error::SaleClosed { .. })));
+        let d = decide_hold(&cmd, &on_sale(cmd.now), &[&a], &[free], 0).expect("on sale");
+        let pay = ConfirmCommand {
+            reservation_id: d.reservation.id,
+            user_id: d.reservation.user_id,
+            now: cmd.now,
+            idempotency: None,
+            fence: None,
+        };
+        let paid = decide_confirm(
+            &pay,
+            &on_sale(cmd.now),
+            &d.reservation,
+            crate::Points(100),
+            &d.seats,
+            PaymentId::new(),
+        );
+        assert!(paid.is_ok());
+        let late = decide_confirm(
+            &pay,
+            &closed,
+            &d.reservation,
+            crate::Points(100),
+            &d.seats,
+            PaymentId::new(),
+        );
+        assert!(matches!(late, Err(Error::SaleClosed { .. })));
     }
 }

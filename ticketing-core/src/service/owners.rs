@@ -1,11 +1,12 @@
-//! Who owns a reservation and which option it is of: facts that never change once a hold is
-//! made, kept for the payments that follow it.
+//! Facts that never change, kept so the queue gate need not ask the store for them: who owns
+//! a reservation and which option it is of (for the payments that follow a hold), and which
+//! concert an option belongs to.
 
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 
-use crate::ids::{OptionId, ReservationId, UserId};
+use crate::ids::{ConcertId, OptionId, ReservationId, UserId};
 
 /// The owner and option of recent reservations, bounded (the cache evicts the entries least
 /// likely to be used again).
@@ -41,6 +42,38 @@ impl std::fmt::Debug for Owners {
         f.debug_struct("Owners")
             .field("len", &self.0.len())
             .field("capacity", &CAPACITY)
+            .finish()
+    }
+}
+
+/// The concert of each option seen, bounded. An option's concert is never changed (its sale
+/// window is, and is never cached here: the store reads it in every hold's and payment's own
+/// atomic step). Entries are only added for options that exist, which the catalog bounds.
+#[derive(Clone)]
+pub(crate) struct Concerts(Arc<Cache<OptionId, ConcertId>>);
+
+/// Options kept.
+const OPTIONS: usize = 4_096;
+
+impl Concerts {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(Cache::new(OPTIONS)))
+    }
+
+    pub(crate) fn get(&self, option: OptionId) -> Option<ConcertId> {
+        self.0.get(&option)
+    }
+
+    pub(crate) fn remember(&self, option: OptionId, concert: ConcertId) {
+        self.0.insert(option, concert);
+    }
+}
+
+impl std::fmt::Debug for Concerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Concerts")
+            .field("len", &self.0.len())
+            .field("capacity", &OPTIONS)
             .finish()
     }
 }

@@ -22,11 +22,7 @@ fn clock() -> ManualClock {
 }
 
 fn option() -> ShowOption {
-    ShowOption {
-        id: OptionId(10),
-        concert_id: ConcertId(1),
-        starts_at: Utc::now(),
-    }
+    ShowOption::new(OptionId(10), ConcertId(1), Utc::now())
 }
 
 fn reservation(user: UserId) -> Reservation {

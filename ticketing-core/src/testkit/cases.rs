@@ -16,6 +16,12 @@ use crate::queue::QueueStatus;
 use crate::service::{HoldRequest, ServiceConfig};
 use crate::store::{CancelCommand, ChargeCommand};
 
+mod sale;
+pub use sale::{
+    a_sale_ends_when_the_show_starts_unless_told_otherwise,
+    closing_a_sale_stops_holds_and_payments_at_once, sale_window_bounds_holds_and_payments,
+};
+
 fn ttl() -> Duration {
     ServiceConfig::default().hold_ttl
 }
@@ -251,11 +257,11 @@ pub async fn free_seats_are_held_paid_and_cancelled(b: TestBackend) {
     let seat = SeatId(h.seats[0].0 + 700_000);
     let catalog = Catalog {
         concerts: vec![],
-        options: vec![crate::ShowOption {
-            id: option,
-            concert_id: h.concert,
-            starts_at: h.now() + Duration::days(30),
-        }],
+        options: vec![crate::ShowOption::new(
+            option,
+            h.concert,
+            h.now() + Duration::days(30),
+        )],
         seats: vec![Seat {
             id: seat,
             option_id: option,

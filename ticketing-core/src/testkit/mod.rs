@@ -125,16 +125,8 @@ impl Harness {
                 venue: "Test Hall".into(),
             }],
             options: vec![
-                ShowOption {
-                    id: option,
-                    concert_id: concert,
-                    starts_at: start + Duration::days(30),
-                },
-                ShowOption {
-                    id: other_option,
-                    concert_id: concert,
-                    starts_at: start + Duration::days(31),
-                },
+                ShowOption::new(option, concert, start + Duration::days(30)),
+                ShowOption::new(other_option, concert, start + Duration::days(31)),
             ],
             seats: seats.clone(),
         };
@@ -309,6 +301,9 @@ macro_rules! conformance_suite {
             outbox_records_changes_in_order_and_acks,
             user_reservations_newest_first,
             option_counts_follow_holds_and_expiry,
+            sale_window_bounds_holds_and_payments,
+            a_sale_ends_when_the_show_starts_unless_told_otherwise,
+            closing_a_sale_stops_holds_and_payments_at_once,
             queue_is_fifo_and_idempotent_per_user,
             queue_admits_by_rate_and_max_active,
             queue_lengths_count_waiting_and_admitted,

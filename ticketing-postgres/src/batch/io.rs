@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
-use ticketing_core::{IdempotencyRecord, OptionId, SeatId, StoredOutcome, UserId};
+use ticketing_core::{IdempotencyRecord, OptionId, SaleWindow, SeatId, StoredOutcome, UserId};
 
 use super::state::{Command, SeatSlot, State};
 use crate::rows;
@@ -93,7 +93,15 @@ pub(crate) async fn load(
             }
             "x" => existing.push(SeatId(row.try_get("seat_id")?)),
             "o" => {
-                state.options.insert(OptionId(row.try_get("option_id")?));
+                // The sale window comes in reused columns (see batch_load, step 4).
+                let window = SaleWindow {
+                    starts_at: row.try_get("held_until")?,
+                    opens_at: row.try_get("created_at")?,
+                    closes_at: row.try_get("expires_at")?,
+                };
+                state
+                    .options
+                    .insert(OptionId(row.try_get("option_id")?), window);
             }
             "k" => {
                 let user: i64 = row.try_get("user_id")?;

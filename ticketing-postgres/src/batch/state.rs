@@ -10,8 +10,8 @@ use ticketing_core::rules::{self, Action};
 use ticketing_core::{
     Balance, CancelCommand, ChargeCommand, ConfirmCommand, DomainEvent, Error, EventKind,
     FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId, Payment, PaymentId,
-    Points, Reservation, ReservationId, ReservationStatus, Seat, SeatId, SeatState, StoredOutcome,
-    UserId,
+    Points, Reservation, ReservationId, ReservationStatus, SaleWindow, Seat, SeatId, SeatState,
+    StoredOutcome, UserId,
 };
 
 /// One command of a batch.
@@ -95,9 +95,9 @@ pub(crate) struct State {
     pub seats: BTreeMap<SeatId, SeatSlot>,
     /// Seats that exist but were skipped because another transaction had them locked (NOWAIT).
     pub skipped: HashSet<SeatId>,
-    /// Options known to exist (those the batch's holds name; read only when a hold names seats
-    /// of another option, to tell an unknown option from a seat of another one).
-    pub options: HashSet<OptionId>,
+    /// The sale windows of the options the batch's holds name and of the reservations its
+    /// payments and cancels name (an option absent here does not exist).
+    pub options: HashMap<OptionId, SaleWindow>,
     /// Idempotency records found, then the ones written by this batch.
     pub keys: HashMap<(UserId, String), IdempotencyRecord>,
 
@@ -203,6 +203,14 @@ impl State {
         self.events.push(DomainEvent::new(at, kind));
     }
 
+    /// The sale window of an option the batch loaded; `not_found` for one that does not exist.
+    fn sale_window(&self, option: OptionId) -> Result<SaleWindow, Error> {
+        self.options
+            .get(&option)
+            .copied()
+            .ok_or_else(|| Error::not_found("option", option))
+    }
+
     /// The reservation a payment or cancel names, owned by `user`.
     fn owned(&self, id: ReservationId, user: UserId) -> Result<Reservation, Error> {
         let r = self
@@ -220,11 +228,7 @@ impl State {
             return outcome.into_hold();
         }
         let (seats, states) = self.slots(&cmd.seat_ids, cmd.fence)?;
-        if seats.iter().any(|s| s.option_id != cmd.option_id)
-            && !self.options.contains(&cmd.option_id)
-        {
-            return Err(Error::not_found("option", cmd.option_id));
-        }
+        let sale = self.sale_window(cmd.option_id)?;
         let owned = rules::seats_owned(
             self.reservations
                 .values()
@@ -232,7 +236,7 @@ impl State {
             cmd.option_id,
             cmd.now,
         );
-        let d = rules::decide_hold(cmd, &seats, &states, owned)?;
+        let d = rules::decide_hold(cmd, &sale, &seats, &states, owned)?;
         self.set_seats(&cmd.seat_ids, &d.seats, cmd.fence);
         let reservation = d.reservation;
         self.reservations
@@ -252,7 +256,9 @@ impl State {
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
-        let d = rules::decide_confirm(cmd, &reservation, balance, &states, PaymentId::new())?;
+        let sale = self.sale_window(reservation.option_id)?;
+        let id = PaymentId::new();
+        let d = rules::decide_confirm(cmd, &sale, &reservation, balance, &states, id)?;
         self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         self.wallets.insert(cmd.user_id, d.payment.balance);
         self.dirty_wallets.insert(cmd.user_id);

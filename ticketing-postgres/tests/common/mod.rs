@@ -106,11 +106,11 @@ pub fn simple_catalog(seats: i64, price: i64) -> ticketing_core::Catalog {
             title: "Rush".into(),
             venue: "Hall".into(),
         }],
-        options: vec![ShowOption {
-            id: OptionId(1),
-            concert_id: ConcertId(1),
-            starts_at: chrono::Utc::now(),
-        }],
+        options: vec![ShowOption::new(
+            OptionId(1),
+            ConcertId(1),
+            chrono::Utc::now() + chrono::Duration::days(365),
+        )],
         seats: (1..=seats)
             .map(|i| Seat {
                 id: SeatId(i),
