@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{Balance, Concert, OptionSummary, Payment, Reservation, SeatView};
+use crate::domain::{
+    Balance, Catalog, Concert, OptionSummary, Payment, Reservation, SeatView, ShowOption,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::{IdempotencyKey, StoredOutcome};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
@@ -382,6 +384,34 @@ impl TicketingService {
     /// Every concert.
     pub async fn concerts(&self) -> Result<Vec<Concert>> {
         self.store.concerts().await
+    }
+
+    /// Add concerts, options and seats, all or none (see [`TicketStore::seed`]).
+    pub async fn add_catalog(&self, catalog: &Catalog) -> Result<()> {
+        self.store.seed(catalog).await
+    }
+
+    /// Set when an option's seats are on sale (see [`TicketStore::set_sale_window`]).
+    pub async fn set_sale_window(
+        &self,
+        option_id: OptionId,
+        opens_at: Option<DateTime<Utc>>,
+        closes_at: Option<DateTime<Utc>>,
+    ) -> Result<ShowOption> {
+        self.store
+            .set_sale_window(option_id, opens_at, closes_at)
+            .await
+    }
+
+    /// End an option's sale now: from this instant holds and payments of its seats are
+    /// `sale_closed`. An opening still ahead is dropped (the sale then never opens).
+    pub async fn close_sale(&self, option_id: OptionId) -> Result<ShowOption> {
+        let now = self.clock.now();
+        let option = self.store.option(option_id).await?;
+        let opens_at = option.sale_opens_at.filter(|at| *at < now);
+        self.store
+            .set_sale_window(option_id, opens_at, Some(now))
+            .await
     }
 
     /// The options of a concert with their seat counts now; `not_found` for an unknown one.

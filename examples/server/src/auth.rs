@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use ticketing::UserId;
@@ -186,6 +186,90 @@ fn unauthorized(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }
 
+/// A `401` that says how to authenticate (`WWW-Authenticate: Bearer`).
+fn challenge(e: ApiError) -> axum::response::Response {
+    let mut response = axum::response::IntoResponse::into_response(e);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// The token of an `Authorization: Bearer <token>` header (at most 8 KiB).
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("an Authorization: Bearer token is required"))?;
+    // The scheme is case-insensitive (RFC 9110), separated by spaces or tabs.
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .and_then(|v| v.split_once([' ', '\t']))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 8 * 1024)
+        .ok_or_else(|| unauthorized("the Authorization header is not a Bearer token"))
+}
+
+/// The operator's credential for the admin endpoints (`TICKETING_ADMIN_TOKEN`, at least 32
+/// bytes), sent as `Authorization: Bearer <token>`. Separate from users' JWTs: no user token
+/// is ever an admin one.
+#[derive(Clone)]
+pub struct AdminToken(Arc<[u8]>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+impl AdminToken {
+    /// The configured token, if any; refused under 32 bytes.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
+        match &config.admin_token {
+            None => Ok(None),
+            Some(t) if t.0.len() >= 32 => Ok(Some(Self(t.0.as_bytes().into()))),
+            Some(_) => Err("TICKETING_ADMIN_TOKEN must be at least 32 bytes".into()),
+        }
+    }
+
+    /// A token from its bytes (at least 32; tests and embedders).
+    pub fn new(token: &str) -> Option<Self> {
+        (token.len() >= 32).then(|| Self(token.as_bytes().into()))
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        // Constant time in the token's content (its length is not a secret worth hiding).
+        bool::from(self.0.as_ref().ct_eq(presented.as_bytes()))
+    }
+}
+
+/// An authenticated operator: the request carried the admin token. Without an admin token
+/// configured nobody is one (`401` for every admin request).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(admin) = &state.admin else {
+            return Err(challenge(unauthorized("no admin token is configured")));
+        };
+        let token = bearer_token(&parts.headers).map_err(challenge)?;
+        if admin.matches(token) {
+            Ok(Admin)
+        } else {
+            Err(challenge(unauthorized("the admin token is not valid")))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = axum::response::Response;
 
@@ -196,35 +280,11 @@ impl FromRequestParts<AppState> for Caller {
         let Auth::Jwt(jwt) = &state.auth else {
             return Ok(Caller(None));
         };
-        let reject = |e: ApiError| {
-            let mut response = axum::response::IntoResponse::into_response(e);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
-        };
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| reject(unauthorized("an Authorization: Bearer token is required")))?;
-        // The scheme is case-insensitive (RFC 9110), separated by spaces or tabs.
-        let token = value
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .and_then(|v| v.split_once([' ', '\t']))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty() && t.len() <= 8 * 1024)
-            .ok_or_else(|| {
-                reject(unauthorized(
-                    "the Authorization header is not a Bearer token",
-                ))
-            })?;
+        let token = bearer_token(&parts.headers).map_err(challenge)?;
         jwt.user(token).map(|user| Caller(Some(user))).map_err(|e| {
             // The reason is for the operator's log, not for a caller probing tokens.
             tracing::debug!(error = %e, "bearer token refused");
-            reject(unauthorized(
+            challenge(unauthorized(
                 "the bearer token is invalid, expired or not for this server",
             ))
         })

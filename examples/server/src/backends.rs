@@ -172,7 +172,8 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
     })
 }
 
-/// A catalog file: JSON, or TOML when its name ends in `.toml`.
+/// A catalog file: JSON, or TOML when its name ends in `.toml`, in the shape of
+/// `POST /admin/catalog` ([`crate::dto::admin::CatalogBody`]; an unknown field is an error).
 pub fn read_catalog(path: &std::path::Path) -> Result<Catalog, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::invalid(format!("reading the catalog {}: {e}", path.display())))?;
@@ -184,8 +185,9 @@ pub fn read_catalog(path: &std::path::Path) -> Result<Catalog, Error> {
     } else {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     };
-    let catalog: Catalog =
+    let body: crate::dto::admin::CatalogBody =
         parsed.map_err(|e| Error::invalid(format!("the catalog {}: {e}", path.display())))?;
+    let catalog = Catalog::from(body);
     if catalog.concerts.is_empty() || catalog.seats.is_empty() {
         return Err(Error::invalid(format!(
             "the catalog {} has no concert or no seat: nothing to sell",

@@ -123,6 +123,11 @@ pub struct Config {
         global = true
     )]
     pub jwt_secret: Option<Secret>,
+    /// The operator's token for the admin endpoints (`/api/ticketing/admin/...`: add to the
+    /// catalog, set or close a sale), at least 32 bytes, sent as `Authorization: Bearer`;
+    /// unset: no admin endpoints.
+    #[arg(long, env = "TICKETING_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
     /// Accept only bearer tokens whose `aud` is this (unset: `aud` is not checked).
     #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
@@ -186,9 +191,10 @@ pub struct Config {
     #[arg(long, env = "TICKETING_QUEUE_ACTIVE_TTL_SECS", default_value_t = 600)]
     pub queue_active_ttl_secs: u32,
     /// A catalog file to sell (JSON, or TOML when the name ends in `.toml`): `concerts` (`id`,
-    /// `title`, `venue`), `options` (`id`, `concert_id`, `starts_at`) and `seats` (`id`,
-    /// `option_id`, `seat_no`, `grade`, `price`), as `ticketing::Catalog`. Loaded into an empty
-    /// store at start instead of the demo catalog.
+    /// `title`, `venue`), `options` (`id`, `concert_id`, `starts_at`, optional `sale_opens_at`
+    /// and `sale_closes_at`) and `seats` (`id`, `option_id`, `seat_no`, `grade`, `price`), the
+    /// body of `POST /admin/catalog`. Loaded into an empty store at start instead of the demo
+    /// catalog.
     #[arg(long, env = "TICKETING_CATALOG")]
     pub catalog: Option<std::path::PathBuf>,
     /// Demo catalog: concerts, each with 2 options.

@@ -9,6 +9,8 @@ use ticketing::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub mod admin;
+
 /// The body of `POST /queue/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EnqueueBody {
@@ -87,6 +89,11 @@ pub struct OptionView {
     pub concert_id: i64,
     /// When the show starts.
     pub starts_at: DateTime<Utc>,
+    /// When its seats go on sale (holds before are `409 sale_not_open`); null: on sale now.
+    pub sale_opens_at: Option<DateTime<Utc>>,
+    /// When the sale ends (holds and payments from then on are `409 sale_closed`): the show's
+    /// start unless the operator set another instant.
+    pub sale_closes_at: DateTime<Utc>,
     /// Seats of the option.
     pub total_seats: u64,
     /// Of which available now.
@@ -99,6 +106,8 @@ impl From<OptionSummary> for OptionView {
             id: o.option.id.0,
             concert_id: o.option.concert_id.0,
             starts_at: o.option.starts_at,
+            sale_opens_at: o.option.sale_opens_at,
+            sale_closes_at: ticketing::rules::sale_end(&o.option.sale_window()),
             total_seats: o.total_seats,
             available_seats: o.available_seats,
         }

@@ -48,6 +48,9 @@ pub struct Settings {
     pub catalog_ttl: Duration,
     /// How callers are identified ([`auth`]).
     pub auth: auth::Auth,
+    /// The operator's token for the admin endpoints ([`routes::admin`]); none: they answer
+    /// `401` to everyone.
+    pub admin: Option<auth::AdminToken>,
     /// Browser origins allowed to call the API (CORS); none: no CORS headers at all.
     pub cors_origins: Vec<HeaderValue>,
     /// Set when the server is shutting down: readiness answers 503 from then on.
@@ -61,6 +64,7 @@ impl Default for Settings {
             max_body: 64 * 1024,
             catalog_ttl: Duration::ZERO,
             auth: auth::Auth::None,
+            admin: None,
             cors_origins: Vec::new(),
             draining: Arc::default(),
         }
@@ -83,6 +87,7 @@ impl Settings {
             max_body: config.max_body_bytes,
             catalog_ttl: Duration::from_millis(config.catalog_cache_ms),
             auth: auth::Auth::from_config(config)?,
+            admin: auth::AdminToken::from_config(config)?,
             cors_origins,
             draining: Arc::default(),
         })
@@ -107,6 +112,7 @@ pub fn router(service: TicketingService, limits: Arc<Limits>, settings: Settings
         max_body,
         catalog_ttl,
         auth,
+        admin,
         cors_origins,
         draining,
     } = settings;
@@ -116,6 +122,7 @@ pub fn router(service: TicketingService, limits: Arc<Limits>, settings: Settings
         limits,
         catalog: Arc::new(catalog_cache::CatalogCache::new(catalog_ttl)),
         auth,
+        admin,
         draining,
     };
     let api = Router::new()
@@ -124,7 +131,8 @@ pub fn router(service: TicketingService, limits: Arc<Limits>, settings: Settings
         .merge(routes::reservations::router(&state))
         .merge(routes::payments::router(&state))
         .merge(routes::points::router(&state))
-        .merge(routes::health::router());
+        .merge(routes::health::router())
+        .merge(routes::admin::router(&state));
     let request_id = HeaderName::from_static("x-request-id");
     let served = Router::new()
         .nest("/api/ticketing", api)
@@ -178,7 +186,7 @@ fn cors(origins: Vec<HeaderValue>) -> Option<CorsLayer> {
     }
     let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use ticketing::TicketingService;
 
-use crate::auth::Auth;
+use crate::auth::{AdminToken, Auth};
 use crate::catalog_cache::CatalogCache;
 use crate::limit::Limits;
 
@@ -22,6 +22,8 @@ pub struct AppState {
     pub catalog: Arc<CatalogCache>,
     /// How callers are identified.
     pub auth: Auth,
+    /// The operator's token, when the admin endpoints are served.
+    pub admin: Option<AdminToken>,
     /// Set at shutdown: readiness answers 503 so load balancers stop sending buyers.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -1087,3 +1087,105 @@ async fn metrics_are_described_and_count_failures_by_code() {
         "{text}"
     );
 }
+
+const ADMIN: &str = "an-operator-token-of-at-least-32-bytes";
+
+/// The operator adds a concert whose sale opens later, opens it, and closes it: holds before
+/// the opening are `409 sale_not_open`, a hold once open is taken, and once closed paying that
+/// hold and holding more are `409 sale_closed`. Without the admin token (or on a server that
+/// has none) every admin request is 401 and adds nothing; bad catalogs and windows are 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_adds_a_concert_and_opens_and_closes_its_sale() {
+    let s = start(&["--admin-token", ADMIN, "--queue-admit-per-sec", "1000"]).await;
+    let bearer = format!("Bearer {ADMIN}");
+    let admin = [("Authorization", bearer.as_str())];
+    let catalog = json!({
+        "concerts": [{"id": 77, "title": "Winter Gala", "venue": "Hall W"}],
+        "options": [{"id": 770, "concert_id": 77, "starts_at": "2031-02-01T19:00:00Z",
+                     "sale_opens_at": "2031-01-01T10:00:00Z"}],
+        "seats": [
+            {"id": 7701, "option_id": 770, "seat_no": "W-1", "grade": "R", "price": 40000},
+            {"id": 7702, "option_id": 770, "seat_no": "W-2", "grade": "R", "price": 40000}
+        ]
+    });
+    for headers in [
+        &[][..],
+        &[("Authorization", "Bearer not-the-admin-token")][..],
+    ] {
+        let refused = s.post("/admin/catalog", catalog.clone(), headers).await;
+        refused.problem(401, "unauthorized");
+    }
+    s.get("/concerts/77/options")
+        .await
+        .problem(404, "not_found");
+
+    let added = s.post("/admin/catalog", catalog.clone(), &admin).await;
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert_eq!(added.body, json!({"concerts": 1, "options": 1, "seats": 2}));
+    let options = s.get("/concerts/77/options").await.body;
+    assert_eq!(options[0]["sale_opens_at"], "2031-01-01T10:00:00Z");
+    assert_eq!(options[0]["sale_closes_at"], "2031-02-01T19:00:00Z");
+
+    let token = s.admitted_token(5, 77).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let hold = |seat: i64| {
+        s.post(
+            "/reservations",
+            json!({"user_id": 5, "option_id": 770, "seat_ids": [seat]}),
+            &gate,
+        )
+    };
+    hold(7701).await.problem(409, "sale_not_open");
+
+    let put = |body: Value| {
+        s.send(
+            s.http
+                .put(format!("{}/admin/options/770/sale", s.base))
+                .header("Authorization", bearer.as_str())
+                .json(&body),
+        )
+    };
+    let opened = put(json!({"sale_opens_at": null})).await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
+    assert_eq!(opened.body["sale_opens_at"], Value::Null);
+    assert_eq!(opened.body["sale_closes_at"], Value::Null);
+    let held = hold(7701).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.body);
+    let id = held.body["id"].as_str().expect("id").to_owned();
+
+    let closed = s.post("/admin/options/770/close", json!({}), &admin).await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    assert!(closed.body["sale_closes_at"].is_string());
+    s.charge(5, 100_000).await;
+    let pay = s
+        .post(
+            "/payments",
+            json!({"user_id": 5, "reservation_id": id}),
+            &gate,
+        )
+        .await;
+    pay.problem(409, "sale_closed");
+    hold(7702).await.problem(409, "sale_closed");
+    let points = s.get("/users/5/points").await;
+    assert_eq!(points.body["balance"], 100_000, "nothing was charged");
+
+    // Refused whole, changing nothing.
+    s.post("/admin/catalog", catalog, &admin)
+        .await
+        .problem(400, "invalid_request");
+    s.post("/admin/catalog", json!({"concert": []}), &admin)
+        .await
+        .problem(400, "invalid_request");
+    put(json!({"sale_opens_at": "2031-01-10T00:00:00Z", "sale_closes_at": "2031-01-09T00:00:00Z"}))
+        .await
+        .problem(400, "invalid_request");
+    s.post("/admin/options/999999/close", json!({}), &admin)
+        .await
+        .problem(404, "not_found");
+
+    let without = start(&[]).await;
+    without
+        .post("/admin/catalog", json!({}), &admin)
+        .await
+        .problem(401, "unauthorized");
+}

@@ -1,6 +1,7 @@
 //! The handlers of API.md, one router per resource, and the OpenAPI document generated from
 //! them.
 
+pub mod admin;
 pub mod concerts;
 pub mod health;
 pub mod openapi;

@@ -3,7 +3,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use crate::routes::{concerts, health, payments, points, queue, reservations};
+use crate::routes::{admin, concerts, health, payments, points, queue, reservations};
 
 /// `GET /api-docs/openapi.json`.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -35,7 +35,10 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         health::health,
         health::live,
         health::ready,
-        health::metrics_text
+        health::metrics_text,
+        admin::add_catalog,
+        admin::set_sale_window,
+        admin::close_sale
     ),
     modifiers(&SharedAnswers, &BearerAuth)
 )]
@@ -97,6 +100,7 @@ impl utoipa::Modify for SharedAnswers {
             for (op, change, body) in [
                 (item.get.as_mut(), false, false),
                 (item.post.as_mut(), true, true),
+                (item.put.as_mut(), true, true),
                 (item.delete.as_mut(), true, false),
             ] {
                 let Some(op) = op else { continue };
@@ -139,6 +143,15 @@ impl utoipa::Modify for BearerAuth {
         };
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("TICKETING_ADMIN_TOKEN, for /admin/ operations."))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
