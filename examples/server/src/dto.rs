@@ -10,13 +10,18 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub mod admin;
+pub mod int;
 
 /// The body of `POST /queue/tokens`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EnqueueBody {
     /// The user who joins.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub user_id: i64,
     /// The concert whose line they join.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub concert_id: i64,
 }
 
@@ -117,8 +122,18 @@ impl From<OptionSummary> for OptionView {
 /// The query of `GET .../seats`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SeatQuery {
-    /// `all` for every seat; otherwise only available seats.
-    pub status: Option<String>,
+    /// `all` for every seat; `available` (the default) for the available ones.
+    pub status: Option<SeatFilter>,
+}
+
+/// Which seats a seat map lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatFilter {
+    /// The available ones.
+    Available,
+    /// Every seat.
+    All,
 }
 
 /// An option's availability in a compact form a client can poll cheaply (with `If-None-Match`:
@@ -175,10 +190,15 @@ impl From<SeatView> for SeatViewDto {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct HoldBody {
     /// The user who holds.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub user_id: i64,
     /// The option whose seats are held.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub option_id: i64,
     /// The seats, all held or none (1 to 100, each of this option).
+    #[serde(deserialize_with = "crate::dto::int::ints")]
     pub seat_ids: Vec<i64>,
 }
 
@@ -186,6 +206,8 @@ pub struct HoldBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UserBody {
     /// The user who acts.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub user_id: i64,
 }
 
@@ -237,6 +259,8 @@ impl From<Reservation> for ReservationView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PayBody {
     /// The user who pays (the reservation's owner).
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub user_id: i64,
     /// The hold to pay.
     pub reservation_id: Uuid,
@@ -276,8 +300,12 @@ impl From<Payment> for PaymentView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChargeBody {
     /// Whose wallet.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub user_id: i64,
     /// Points to add (positive).
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub amount: i64,
 }
 

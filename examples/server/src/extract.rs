@@ -10,32 +10,60 @@ use ticketing::QueueToken;
 
 use crate::error::ApiError;
 
-/// A JSON body.
+/// A JSON object body (`Content-Type: application/json`, or `application/<...>+json`). Every
+/// body of the API is an object: an array or a scalar is refused, even where serde would read
+/// the fields of a struct from an array in order.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::invalid(
+                "expected a JSON body (Content-Type: application/json)",
+            ));
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is larger than this server accepts (TICKETING_MAX_BODY_BYTES)",
+                ));
+            }
+            Err(e) => return Err(ApiError::invalid(e.body_text())),
+        };
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Self(v)),
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "the request body is larger than this server accepts (TICKETING_MAX_BODY_BYTES)",
-            )),
             Err(e) => Err(ApiError::invalid(json_detail(&e))),
         }
     }
 }
 
+/// `application/json` or `application/<something>+json`, with any parameters.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
 fn json_detail(e: &JsonRejection) -> String {
-    match e {
-        JsonRejection::MissingJsonContentType(_) => {
-            "expected a JSON body (Content-Type: application/json)".into()
-        }
-        other => other.body_text(),
-    }
+    e.body_text()
 }
 
 /// Path parameters.

@@ -591,6 +591,8 @@ async fn malformed_input_is_400_and_never_5xx() {
         "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": [1.5]}",
         "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": \"1\"}",
         "{\"user_id\": 1, \"option_id\": 1, \"seat_ids\": [-9223372036854775808]}",
+        // The fields of the body in order, as an array: serde would read a struct from it.
+        "[1, 1, [1]]",
         "\u{0}\u{1}\u{2}",
     ];
     for body in bodies {
@@ -1086,6 +1088,25 @@ async fn metrics_are_described_and_count_failures_by_code() {
         text.contains("ticketing_failures_total{code=\"not_found\"}"),
         "{text}"
     );
+}
+
+/// What the OpenAPI document calls an integer is one: `2.0` as an id, an amount or a path id
+/// is read as 2 (schemathesis sends them so), `2.5` is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integral_numbers_are_integers() {
+    let s = memory_server().await;
+    let charged = s
+        .post("/point/charge", json!({"user_id": 3.0, "amount": 500.0}), &[])
+        .await;
+    assert_eq!(charged.status, StatusCode::OK, "{}", charged.body);
+    assert_eq!(charged.body["balance"], 500);
+    assert_eq!(s.get("/users/3.0/points").await.body["balance"], 500);
+    s.post("/point/charge", json!({"user_id": 3, "amount": 2.5}), &[])
+        .await
+        .problem(400, "invalid_request");
+    s.get("/users/3.5/points")
+        .await
+        .problem(400, "invalid_request");
 }
 
 const ADMIN: &str = "an-operator-token-of-at-least-32-bytes";

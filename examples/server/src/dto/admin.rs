@@ -27,6 +27,8 @@ pub struct CatalogBody {
 #[serde(deny_unknown_fields)]
 pub struct ConcertBody {
     /// Its id (positive, not taken).
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub id: i64,
     /// The title.
     pub title: String,
@@ -39,8 +41,12 @@ pub struct ConcertBody {
 #[serde(deny_unknown_fields)]
 pub struct OptionBody {
     /// Its id (positive, not taken).
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub id: i64,
     /// Its concert.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub concert_id: i64,
     /// When the show starts.
     pub starts_at: DateTime<Utc>,
@@ -57,14 +63,20 @@ pub struct OptionBody {
 #[serde(deny_unknown_fields)]
 pub struct SeatBody {
     /// Its id (positive, not taken).
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub id: i64,
     /// Its option.
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub option_id: i64,
     /// The label printed on the ticket.
     pub seat_no: String,
     /// The price grade.
     pub grade: String,
     /// The price in points (0 or more).
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "crate::dto::int::int")]
     pub price: i64,
 }
 

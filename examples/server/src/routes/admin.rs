@@ -14,6 +14,7 @@ use ticketing::{Catalog, OptionId};
 use crate::auth::Admin;
 use crate::dto::ProblemView;
 use crate::dto::admin::{CatalogAdded, CatalogBody, OptionSaleView, SaleWindowBody};
+use crate::dto::int::Id;
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::{ApiResult, detached, per_client};
 use crate::state::AppState;
@@ -56,14 +57,14 @@ pub async fn add_catalog(
 
 /// Set when an option's seats are on sale.
 #[utoipa::path(put, path = "/api/ticketing/admin/options/{id}/sale", request_body = SaleWindowBody,
-    params(("id" = i64, Path, description = "the option")),
+    params(("id" = i64, Path, minimum = 1, description = "the option")),
     security(("admin" = [])),
     responses((status = 200, body = OptionSaleView), (status = 400, body = ProblemView),
               (status = 401, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn set_sale_window(
     State(s): State<AppState>,
     _: Admin,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
     ApiJson(body): ApiJson<SaleWindowBody>,
 ) -> ApiResult<Json<OptionSaleView>> {
     let service = s.service.clone();
@@ -79,14 +80,14 @@ pub async fn set_sale_window(
 /// End an option's sale now: holds and payments of its seats are `409 sale_closed` from this
 /// instant.
 #[utoipa::path(post, path = "/api/ticketing/admin/options/{id}/close",
-    params(("id" = i64, Path, description = "the option")),
+    params(("id" = i64, Path, minimum = 1, description = "the option")),
     security(("admin" = [])),
     responses((status = 200, body = OptionSaleView), (status = 400, body = ProblemView),
               (status = 401, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn close_sale(
     State(s): State<AppState>,
     _: Admin,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
 ) -> ApiResult<Json<OptionSaleView>> {
     let service = s.service.clone();
     let option = detached(&s, async move { service.close_sale(OptionId(id)).await }).await?;

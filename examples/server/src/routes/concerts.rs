@@ -8,8 +8,10 @@ use axum::response::Response;
 use axum::routing::get;
 use ticketing::{ConcertId, OptionId};
 
-use crate::dto::{AvailabilityView, ConcertView, OptionView, ProblemView, SeatQuery, SeatViewDto};
-use crate::error::ApiError;
+use crate::dto::int::Id;
+use crate::dto::{
+    AvailabilityView, ConcertView, OptionView, ProblemView, SeatFilter, SeatQuery, SeatViewDto,
+};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::ApiResult;
 use crate::state::AppState;
@@ -34,13 +36,13 @@ pub async fn concerts(State(s): State<AppState>) -> ApiResult<Json<Vec<ConcertVi
 /// A concert's options with their seat counts, from the catalog cache (at most
 /// `TICKETING_CATALOG_CACHE_MS` old; `ETag`, `304` on `If-None-Match`).
 #[utoipa::path(get, path = "/api/ticketing/concerts/{id}/options",
-    params(("id" = i64, Path, description = "the concert")),
+    params(("id" = i64, Path, minimum = 1, description = "the concert")),
     responses((status = 200, body = [OptionView], headers(("ETag" = String))),
               (status = 304, description = "not modified since the `If-None-Match` version"),
               (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn options(
     State(s): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let body = s.catalog.options(&s.service, ConcertId(id)).await?;
@@ -51,26 +53,18 @@ pub async fn options(
 /// `TICKETING_CATALOG_CACHE_MS` old; `ETag`, `304` on `If-None-Match`). A seat shown available
 /// may have been held since: holds are decided by the store, never by this map.
 #[utoipa::path(get, path = "/api/ticketing/concerts/options/{id}/seats",
-    params(("id" = i64, Path, description = "the option"),
-           ("status" = Option<String>, Query, description = "`available` (the default) or `all` for every seat")),
+    params(("id" = i64, Path, minimum = 1, description = "the option"),
+           ("status" = Option<SeatFilter>, Query, description = "`available` (the default) or `all` for every seat")),
     responses((status = 200, body = [SeatViewDto], headers(("ETag" = String))),
               (status = 304, description = "not modified since the `If-None-Match` version"),
               (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn seats(
     State(s): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
     ApiQuery(q): ApiQuery<SeatQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let all = match q.status.as_deref() {
-        None | Some("available") => false,
-        Some("all") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "unknown status filter {other:?}"
-            )));
-        }
-    };
+    let all = q.status == Some(SeatFilter::All);
     let map = s.catalog.seats(&s.service, OptionId(id)).await?;
     Ok(if all { &map.all } else { &map.available }.answer(&headers))
 }
@@ -79,13 +73,13 @@ pub async fn seats(
 /// `seats?status=all`, in its order (see [`AvailabilityView`]); from the catalog cache, with
 /// `ETag` and `304` on `If-None-Match`.
 #[utoipa::path(get, path = "/api/ticketing/concerts/options/{id}/availability",
-    params(("id" = i64, Path, description = "the option")),
+    params(("id" = i64, Path, minimum = 1, description = "the option")),
     responses((status = 200, body = AvailabilityView, headers(("ETag" = String))),
               (status = 304, description = "not modified since the `If-None-Match` version"),
               (status = 400, body = ProblemView), (status = 404, body = ProblemView)))]
 pub async fn availability(
     State(s): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let map = s.catalog.seats(&s.service, OptionId(id)).await?;

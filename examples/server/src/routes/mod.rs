@@ -26,7 +26,9 @@ pub(crate) fn per_client(
     state: &AppState,
     route: MethodRouter<AppState>,
 ) -> MethodRouter<AppState> {
-    route.layer(middleware::from_fn_with_state(
+    // `route_layer`: a method the route does not have is answered 405 (with `Allow`), not
+    // limited or checked first.
+    route.route_layer(middleware::from_fn_with_state(
         state.clone(),
         limit::per_client,
     ))
@@ -37,7 +39,7 @@ pub(crate) fn per_client(
 pub(crate) fn gated(state: &AppState, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
     per_client(
         state,
-        route.layer(middleware::from_fn_with_state(
+        route.route_layer(middleware::from_fn_with_state(
             state.clone(),
             limit::per_token,
         )),

@@ -1,13 +1,56 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
 use axum::Json;
+use axum::extract::State;
+use ticketing::ServiceConfig;
 use utoipa::OpenApi;
 
 use crate::routes::{admin, concerts, health, payments, points, queue, reservations};
+use crate::state::AppState;
 
-/// `GET /api-docs/openapi.json`.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// `GET /api-docs/openapi.json`: the document with the bounds this server was configured with.
+#[utoipa::path(get, path = "/api-docs/openapi.json",
+    responses((status = 200, description = "this document", content_type = "application/json")))]
+pub async fn openapi(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(document(s.service.config()))
+}
+
+/// The OpenAPI document, with the bounds `config` sets: how many seats one hold may name (the
+/// smaller of the per-request and per-user limits: more can never be held at once), unique and
+/// positive; the largest charge.
+pub fn document(config: &ServiceConfig) -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let schemas = &mut doc["components"]["schemas"];
+    let max_seats = config
+        .max_seats_per_request
+        .min(config.max_seats_per_user as usize);
+    schemas["HoldBody"]["properties"]["seat_ids"] = serde_json::json!({
+        "type": "array",
+        "description": "The seats, all held or none: each of this option, none twice.",
+        "items": {"type": "integer", "format": "int64", "minimum": 1},
+        "minItems": 1,
+        "maxItems": max_seats,
+        "uniqueItems": true,
+    });
+    schemas["ChargeBody"]["properties"]["amount"]["maximum"] = config.max_charge.0.into();
+    // What `IdempotencyKey::new` accepts: 1 to 200 visible ASCII characters.
+    let key = serde_json::json!({
+        "type": "string", "minLength": 1, "maxLength": ticketing::MAX_KEY_LEN,
+        "pattern": "^[!-~]+$",
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths.values_mut().filter_map(|p| p.as_object_mut()) {
+            let params = op
+                .values_mut()
+                .filter_map(|o| o.get_mut("parameters").and_then(|p| p.as_array_mut()));
+            for params in params {
+                for p in params.iter_mut().filter(|p| p["name"] == "Idempotency-Key") {
+                    p["schema"] = key.clone();
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The OpenAPI document of the server (served at `/api-docs/openapi.json`).
@@ -36,10 +79,12 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         health::live,
         health::ready,
         health::metrics_text,
+        openapi,
         admin::add_catalog,
         admin::set_sale_window,
         admin::close_sale
     ),
+    components(schemas(crate::dto::SeatFilter)),
     modifiers(&SharedAnswers, &BearerAuth)
 )]
 pub struct ApiDoc;
@@ -104,6 +149,21 @@ impl utoipa::Modify for SharedAnswers {
                 (item.delete.as_mut(), true, false),
             ] {
                 let Some(op) = op else { continue };
+                // Whatever takes input may find it malformed.
+                let has_input = op.request_body.is_some()
+                    || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                if has_input {
+                    op.responses
+                        .responses
+                        .entry("400".to_owned())
+                        .or_insert_with(|| {
+                            answer(
+                                "invalid_request: a malformed body, parameter or header",
+                                false,
+                            )
+                            .into()
+                        });
+                }
                 for (status, description, retry_after, only_changes) in shared {
                     if (only_changes && !change) || (status == "413" && !body) {
                         continue;

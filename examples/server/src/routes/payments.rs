@@ -22,7 +22,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Pay a hold with points: debit and confirm, atomically. Needs an admitted queue token;
 /// paying ends it (the place goes to the next in line).
 #[utoipa::path(post, path = "/api/ticketing/payments", request_body = PayBody,
-    params(("X-Queue-Token" = String, Header, description = "an admitted queue token"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("X-Queue-Token" = Option<String>, Header, description = "an admitted queue token (or the buyer's ended one): required while the waiting room gates (401 queue_token_required without it), checked after the reservation's owner; a retry under a used Idempotency-Key is answered without it"), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = PaymentView), (status = 402, body = ProblemView), (status = 403, body = ProblemView),
               (status = 404, body = ProblemView), (status = 409, body = ProblemView)))]
 pub async fn pay(

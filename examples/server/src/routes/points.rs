@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use ticketing::{Points, UserId};
 
 use crate::auth::Caller;
+use crate::dto::int::Id;
 use crate::dto::{BalanceView, ChargeBody, ProblemView};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader};
 use crate::routes::{ApiResult, detached, per_client};
@@ -22,7 +23,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Add points to a wallet.
 #[utoipa::path(post, path = "/api/ticketing/point/charge", request_body = ChargeBody,
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 200, body = BalanceView), (status = 400, body = ProblemView)))]
+    responses((status = 200, body = BalanceView), (status = 400, body = ProblemView),
+              (status = 409, description = "idempotency_conflict", body = ProblemView)))]
 pub async fn charge(
     State(s): State<AppState>,
     caller: Caller,
@@ -41,11 +43,13 @@ pub async fn charge(
 }
 
 /// A user's balance (0 for a user never seen).
-#[utoipa::path(get, path = "/api/ticketing/users/{id}/points", responses((status = 200, body = BalanceView)))]
+#[utoipa::path(get, path = "/api/ticketing/users/{id}/points",
+    params(("id" = i64, Path, minimum = 1, description = "the user")),
+    responses((status = 200, body = BalanceView)))]
 pub async fn points(
     State(s): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
 ) -> ApiResult<Json<BalanceView>> {
     caller.may_act_for(id)?;
     Ok(Json(s.service.balance(UserId(id)).await?.into()))

@@ -53,6 +53,7 @@ pub async fn enqueue(
 
 /// A token's place: waiting (with its position), admitted (until when) or expired.
 #[utoipa::path(get, path = "/api/ticketing/queue/tokens/{token}",
+    params(("token" = String, Path, description = "the queue token")),
     responses((status = 200, body = TokenView), (status = 404, body = ProblemView)))]
 pub async fn token_status(
     State(s): State<AppState>,

@@ -10,6 +10,7 @@ use ticketing::{HoldRequest, OptionId, ReservationId, SeatId, UserId};
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::dto::int::Id;
 use crate::dto::{HoldBody, ProblemView, ReservationView, UserBody};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader, QueueTokenHeader};
 use crate::routes::{ApiResult, detached, gated, per_client};
@@ -27,7 +28,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Hold seats of one option, all or none, for the hold time. Needs an admitted queue token.
 #[utoipa::path(post, path = "/api/ticketing/reservations", request_body = HoldBody,
-    params(("X-Queue-Token" = String, Header, description = "an admitted queue token"), ("Idempotency-Key" = Option<String>, Header)),
+    params(("X-Queue-Token" = Option<String>, Header, description = "an admitted queue token: required for a new hold while the waiting room gates (401 queue_token_required without it); a retry under a used Idempotency-Key is answered without it"), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = ReservationView), (status = 400, body = ProblemView), (status = 401, body = ProblemView),
               (status = 403, body = ProblemView), (status = 404, body = ProblemView), (status = 409, body = ProblemView),
               (status = 422, body = ProblemView)))]
@@ -58,6 +59,7 @@ pub async fn hold(
 
 /// A reservation with its status now.
 #[utoipa::path(get, path = "/api/ticketing/reservations/{id}",
+    params(("id" = Uuid, Path, description = "the reservation")),
     responses((status = 200, body = ReservationView), (status = 404, body = ProblemView)))]
 pub async fn reservation(
     State(s): State<AppState>,
@@ -71,6 +73,7 @@ pub async fn reservation(
 
 /// Cancel a hold (nothing to refund) or a confirmed reservation (its points paid back).
 #[utoipa::path(post, path = "/api/ticketing/reservations/{id}/cancel", request_body = UserBody,
+    params(("id" = Uuid, Path, description = "the reservation")),
     responses((status = 200, body = ReservationView), (status = 403, body = ProblemView), (status = 404, body = ProblemView),
               (status = 409, body = ProblemView)))]
 pub async fn cancel(
@@ -93,11 +96,12 @@ pub async fn cancel(
 
 /// A user's reservations, newest first.
 #[utoipa::path(get, path = "/api/ticketing/users/{id}/reservations",
+    params(("id" = i64, Path, minimum = 1, description = "the user")),
     responses((status = 200, body = [ReservationView]), (status = 400, body = ProblemView)))]
 pub async fn user_reservations(
     State(s): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(Id(id)): ApiPath<Id>,
 ) -> ApiResult<Json<Vec<ReservationView>>> {
     caller.may_act_for(id)?;
     let list = s.service.user_reservations(UserId(id)).await?;
