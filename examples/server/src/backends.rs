@@ -45,12 +45,15 @@ pub struct Backends {
     pub database_clock: Option<DatabaseClock>,
     /// The memory store and queue, when configured, for gauges of what they keep.
     pub memory: (Option<MemoryStore>, Option<MemoryQueue>),
+    /// The PostgreSQL pool, when configured, for gauges of its connections.
+    pub pg_pool: Option<sqlx::PgPool>,
 }
 
 /// The backends the configuration describes, with the demo catalog seeded if the store is empty.
 pub async fn build(config: &Config) -> Result<Backends, Error> {
     let mut database_clock = None;
     let mut memory_store = None;
+    let mut pg_pool = None;
     let base: Arc<dyn TicketStore> = match (config.store, config.strategy) {
         (StoreKind::Memory, strategy) => {
             let store = MemoryStore::new(match strategy {
@@ -82,6 +85,7 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             ticketing_postgres::migrate(store.pool()).await?;
             // Every instance on this database decides expiry and caps by its clock.
             database_clock = Some(DatabaseClock::new(store.pool().clone()).await?);
+            pg_pool = Some(store.pool().clone());
             Arc::new(store)
         }
     };
@@ -169,6 +173,7 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         retention: chrono::Duration::seconds(i64::from(config.retention_secs)),
         database_clock,
         memory: (memory_store, memory_queue),
+        pg_pool,
     })
 }
 

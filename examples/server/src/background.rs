@@ -41,6 +41,7 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
         let sweeper = ExpirySweeper::new(service.store().clone(), service.clock().clone(), 1_000);
         let (store, queue) = backends.memory.clone();
         let store_of_outbox = service.store().clone();
+        let pg_pool = backends.pg_pool.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
@@ -59,6 +60,13 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
                 if let Some(n) = queue.as_ref().map(|q| q.remembered_tokens()) {
                     metrics::gauge!("ticketing_memory_records", "kind" => "queue_tokens")
                         .set(n as f64);
+                }
+                if let Some(pool) = &pg_pool {
+                    let idle = pool.num_idle() as f64;
+                    let open = f64::from(pool.size());
+                    metrics::gauge!("ticketing_db_pool_connections", "state" => "idle").set(idle);
+                    metrics::gauge!("ticketing_db_pool_connections", "state" => "in_use")
+                        .set((open - idle).max(0.0));
                 }
                 match store_of_outbox.outbox_read(0, 1_000).await {
                     Ok(pending) => {

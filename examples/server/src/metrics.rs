@@ -116,6 +116,10 @@ fn describe() {
         "ticketing_outbox_backlog",
         "Outbox events recorded and not yet relayed (counted up to 1,000)"
     );
+    describe_gauge!(
+        "ticketing_db_pool_connections",
+        "PostgreSQL pool connections open, by state (in_use, idle); PostgreSQL store only"
+    );
     describe_gauge!("ticketing_queue_waiting", "Tokens waiting, by concert");
     describe_gauge!(
         "ticketing_queue_admitted",

@@ -1096,7 +1096,11 @@ async fn metrics_are_described_and_count_failures_by_code() {
 async fn integral_numbers_are_integers() {
     let s = memory_server().await;
     let charged = s
-        .post("/point/charge", json!({"user_id": 3.0, "amount": 500.0}), &[])
+        .post(
+            "/point/charge",
+            json!({"user_id": 3.0, "amount": 500.0}),
+            &[],
+        )
         .await;
     assert_eq!(charged.status, StatusCode::OK, "{}", charged.body);
     assert_eq!(charged.body["balance"], 500);

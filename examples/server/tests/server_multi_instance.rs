@@ -176,6 +176,26 @@ async fn two_server_processes_never_sell_a_seat_twice() {
         .query_async(&mut redis)
         .await
         .expect("DEL");
+    // Each instance publishes its pool's connections by state (every second).
+    let mut pool_gauges = false;
+    for _ in 0..30 {
+        let text = http
+            .get(format!("{}/metrics", bases[0]))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if text.contains("ticketing_db_pool_connections{state=\"idle\"}")
+            && text.contains("ticketing_db_pool_connections{state=\"in_use\"}")
+        {
+            pool_gauges = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(pool_gauges, "pool gauges in /metrics");
     drop(conn);
     drop(instances);
     shared.drop_schema().await;
