@@ -241,11 +241,8 @@ impl TicketStore for FencedStore {
 
     async fn set_sale_window(
         &self,
-
         option: OptionId,
-
         opens_at: Option<DateTime<Utc>>,
-
         closes_at: Option<DateTime<Utc>>,
     ) -> Result<ShowOption> {
         self.store

@@ -21,7 +21,10 @@ pub use commands::{
     CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
     decide_confirm, decide_hold, seats_owned,
 };
-pub use sale::{check_sale, sale_end, validate_sale_window};
+pub use sale::{
+    check_cancel_before_show, check_sale, check_sale_not_ended, close_sale, sale_end,
+    validate_sale_window,
+};
 
 use crate::domain::{Reservation, ReservationStatus, SeatState};
 use crate::error::Error;

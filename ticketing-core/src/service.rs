@@ -403,14 +403,15 @@ impl TicketingService {
             .await
     }
 
-    /// End an option's sale now: from this instant holds and payments of its seats are
-    /// `sale_closed`. An opening still ahead is dropped (the sale then never opens).
+    /// End an option's sale now ([`rules::close_sale`]): from this instant holds and payments
+    /// of its seats are `sale_closed`; an end already past stays, and an opening still ahead is
+    /// dropped. The window is read, then set: a window set by another caller in between is
+    /// overwritten.
     pub async fn close_sale(&self, option_id: OptionId) -> Result<ShowOption> {
-        let now = self.clock.now();
         let option = self.store.option(option_id).await?;
-        let opens_at = option.sale_opens_at.filter(|at| *at < now);
+        let closed = rules::close_sale(&option.sale_window(), self.clock.now());
         self.store
-            .set_sale_window(option_id, opens_at, Some(now))
+            .set_sale_window(option_id, closed.opens_at, closed.closes_at)
             .await
     }
 

@@ -22,6 +22,15 @@ struct CatalogState {
     option_seats: HashMap<OptionId, Vec<SeatId>>,
 }
 
+/// The sale window of an option (`not_found` for an unknown one).
+fn sale_window(catalog: &CatalogState, option: OptionId) -> Result<SaleWindow> {
+    catalog
+        .options
+        .get(&option)
+        .map(ShowOption::sale_window)
+        .ok_or_else(|| Error::not_found("option", option))
+}
+
 /// One user's wallet, reservations and idempotency records, changed under one lock.
 #[derive(Debug, Default)]
 struct UserBook {
@@ -268,15 +277,6 @@ impl MemoryStore {
         })
     }
 
-    /// The sale window of an option (`not_found` for an unknown one).
-    fn sale_window(&self, option: OptionId) -> Result<SaleWindow> {
-        read(&self.inner.catalog)
-            .options
-            .get(&option)
-            .map(ShowOption::sale_window)
-            .ok_or_else(|| Error::not_found("option", option))
-    }
-
     fn validate_catalog(&self, catalog: &Catalog, state: &CatalogState) -> Result<()> {
         let mut concerts = HashSet::new();
         for c in &catalog.concerts {
@@ -412,6 +412,8 @@ impl TicketStore for MemoryStore {
         opens_at: Option<DateTime<Utc>>,
         closes_at: Option<DateTime<Utc>>,
     ) -> Result<ShowOption> {
+        // Waits for the holds, payments and cancels in progress (they keep the catalog read
+        // while they decide and store): every one stored after this returns sees the window.
         let mut state = write(&self.inner.catalog);
         let stored = state
             .options
@@ -446,8 +448,11 @@ impl TicketStore for MemoryStore {
     }
 
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation> {
-        let sale = self.sale_window(cmd.option_id)?;
         let cells = self.inner.seats.cells(&cmd.seat_ids)?;
+        // Held until the hold is stored, so a sale window changed meanwhile waits for it (see
+        // `set_sale_window`). Lock order: catalog, then a user's book, then seats.
+        let catalog = read(&self.inner.catalog);
+        let sale = sale_window(&catalog, cmd.option_id)?;
         self.with_book(cmd.user_id, |book| {
             if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
                 return outcome.into_hold();
@@ -472,6 +477,7 @@ impl TicketStore for MemoryStore {
             );
             self.log_key(cmd.now, cmd.user_id, key);
             self.emit(cmd.now, d.event);
+            drop(catalog);
             Ok(reservation)
         })
     }
@@ -481,6 +487,8 @@ impl TicketStore for MemoryStore {
         if owner != cmd.user_id {
             return Err(Error::Forbidden);
         }
+        // As in `hold`: the catalog first, kept until the payment is stored.
+        let catalog = read(&self.inner.catalog);
         let book = self.book(owner);
         let mut book = lock(&book);
         if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
@@ -493,7 +501,7 @@ impl TicketStore for MemoryStore {
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         // Refusals that need no seat come first.
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
-        let sale = self.sale_window(reservation.option_id)?;
+        let sale = sale_window(&catalog, reservation.option_id)?;
         let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
         let d = self
@@ -511,6 +519,7 @@ impl TicketStore for MemoryStore {
         let key = book.remember(cmd.idempotency, StoredOutcome::Payment(d.payment.clone()));
         self.log_key(cmd.now, cmd.user_id, key);
         self.emit(cmd.now, d.event);
+        drop(catalog);
         Ok(d.payment)
     }
 
@@ -519,6 +528,7 @@ impl TicketStore for MemoryStore {
         if owner != cmd.user_id {
             return Err(Error::Forbidden);
         }
+        let catalog = read(&self.inner.catalog);
         let book = self.book(owner);
         let mut book = lock(&book);
         let reservation = book
@@ -527,13 +537,14 @@ impl TicketStore for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let sale = sale_window(&catalog, reservation.option_id)?;
         let balance = book.balance;
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
         let d = self
             .inner
             .seats
             .transact_decision(&cells, cmd.fence, |states| {
-                let d = rules::decide_cancel(&cmd, &reservation, balance, states)?;
+                let d = rules::decide_cancel(&cmd, &sale, &reservation, balance, states)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })?;
@@ -541,6 +552,7 @@ impl TicketStore for MemoryStore {
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
         self.emit(cmd.now, d.event);
+        drop(catalog);
         Ok(d.reservation)
     }
 

@@ -192,18 +192,20 @@ impl PgStore {
         }
     }
 
-    /// Load (and, pessimistically, lock) a reservation's seats, let `decide` turn their states
-    /// (in the reservation's order) into a decision and the seats' next states, and store those.
+    /// Load (and, pessimistically, lock) a reservation's seats, then read its option's sale
+    /// window, let `decide` turn the seats' states (in the reservation's order) and the window
+    /// into a decision and the seats' next states, and store those.
     async fn on_seats<D>(
         &self,
         conn: &mut PgConnection,
         reservation: &Reservation,
         fence: Option<FencingToken>,
-        decide: impl FnOnce(&[SeatState]) -> Result<(D, Vec<SeatState>)>,
+        decide: impl FnOnce(&[SeatState], &SaleWindow) -> Result<(D, Vec<SeatState>)>,
     ) -> Result<D, Fail> {
         let wanted = &reservation.seat_ids;
         let rows = self.load_seats(conn, wanted, false).await?;
-        let (d, next) = decide(&states_in_order(&rows, wanted)?)?;
+        let sale = self.sale_window(conn, reservation.option_id).await?;
+        let (d, next) = decide(&states_in_order(&rows, wanted)?, &sale)?;
         self.write_seats(conn, &rows, &in_row_order(&rows, wanted, &next), fence)
             .await?;
         Ok(d)
@@ -367,8 +369,11 @@ impl PgStore {
         Ok(rows::reservation(&row)?)
     }
 
-    /// An option's sale window, read in the command's transaction; `not_found` for an unknown
-    /// option.
+    /// An option's sale window, read in the command's transaction after its seats are loaded
+    /// (and, pessimistically, locked); `not_found` for an unknown option. Changing a window
+    /// locks and bumps the version of every seat of the option (`option_sale_set.sql`), so a
+    /// command either finishes before the change (it waits for the command's seat locks, or
+    /// the command's compare-and-set fails and it is retried) or reads the new window.
     async fn sale_window(
         &self,
         conn: &mut PgConnection,
@@ -388,7 +393,9 @@ impl PgStore {
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_hold()?);
         }
-        let sale = self.sale_window(&mut tx, cmd.option_id).await?;
+        // Negative control: the window read before the seats are locked (stale under a change).
+        #[cfg(ticketing_control = "stale_window")]
+        let early = self.sale_window(&mut tx, cmd.option_id).await?;
         let owned = match cmd.max_seats_per_user {
             Some(_) => {
                 let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
@@ -402,6 +409,10 @@ impl PgStore {
             None => 0,
         };
         let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
+        #[cfg(not(ticketing_control = "stale_window"))]
+        let sale = self.sale_window(&mut tx, cmd.option_id).await?;
+        #[cfg(ticketing_control = "stale_window")]
+        let sale = early;
         let seats: Vec<&Seat> = rows.iter().map(|r| &r.seat).collect();
         let states: Vec<SeatState> = rows.iter().map(|r| r.state).collect();
         let d = rules::decide_hold(cmd, &sale, &seats, &states, owned)?;
@@ -439,11 +450,10 @@ impl PgStore {
             .await?;
         // Refusals that need no seat come first (no seat lock taken for them).
         rules::transition(&reservation, Action::Confirm, cmd.now)?;
-        let sale = self.sale_window(&mut tx, reservation.option_id).await?;
         let d = self
-            .on_seats(&mut tx, &reservation, cmd.fence, |states| {
+            .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
                 let id = PaymentId::new();
-                let d = rules::decide_confirm(cmd, &sale, &reservation, balance, states, id)?;
+                let d = rules::decide_confirm(cmd, sale, &reservation, balance, states, id)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })
@@ -503,8 +513,8 @@ impl PgStore {
             .await?;
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let d = self
-            .on_seats(&mut tx, &reservation, cmd.fence, |states| {
-                let d = rules::decide_cancel(cmd, &reservation, balance, states)?;
+            .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
+                let d = rules::decide_cancel(cmd, sale, &reservation, balance, states)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })
@@ -814,7 +824,8 @@ impl TicketStore for PgStore {
         opens_at: Option<DateTime<Utc>>,
         closes_at: Option<DateTime<Utc>>,
     ) -> Result<ShowOption> {
-        // An option's start never changes, so the window is checked against the one read.
+        // An option's start never changes, so the window is checked against the one read. The
+        // change waits for the commands deciding on the option's seats (see `sale_window`).
         let stored = self.option(option).await?;
         let next = ShowOption {
             sale_opens_at: opens_at,

@@ -41,9 +41,31 @@ pub use lock::RedisLockManager;
 #[cfg(feature = "queue")]
 pub use queue::RedisQueue;
 
-/// Connect to `url` with a connection manager (reconnects by itself; cheap to clone).
+/// Connect to `url` with a connection manager (reconnects by itself; cheap to clone). With the
+/// `tls` feature a `rediss://` URL is TLS, the server's certificate checked against the webpki
+/// roots ([`connect_with_root_ca`] for a private CA).
 pub async fn connect(url: &str) -> Result<ConnectionManager, Error> {
     let client = redis::Client::open(url).map_err(|e| Error::backend("redis URL", false, e))?;
+    manage(client).await
+}
+
+/// Connect to a `rediss://` `url` whose certificate is checked against `root_ca_pem` (a PEM
+/// certificate of the CA that signed the server's) instead of the webpki roots.
+#[cfg(feature = "tls")]
+pub async fn connect_with_root_ca(
+    url: &str,
+    root_ca_pem: &[u8],
+) -> Result<ConnectionManager, Error> {
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(root_ca_pem.to_vec()),
+    };
+    let client = redis::Client::build_with_tls(url, certificates)
+        .map_err(|e| Error::backend("redis URL or CA certificate", false, e))?;
+    manage(client).await
+}
+
+async fn manage(client: redis::Client) -> Result<ConnectionManager, Error> {
     client
         .get_connection_manager()
         .await

@@ -225,13 +225,26 @@ impl std::fmt::Debug for AdminToken {
 }
 
 impl AdminToken {
-    /// The configured token, if any; refused under 32 bytes.
+    /// The configured token (`TICKETING_ADMIN_TOKEN` or `--admin-token-file`), if any; refused
+    /// under 32 bytes, and when both are given.
     pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
-        match &config.admin_token {
-            None => Ok(None),
-            Some(t) if t.0.len() >= 32 => Ok(Some(Self(t.0.as_bytes().into()))),
-            Some(_) => Err("TICKETING_ADMIN_TOKEN must be at least 32 bytes".into()),
-        }
+        let token = match (&config.admin_token, &config.admin_token_file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give the admin token in TICKETING_ADMIN_TOKEN or in a file, not both".into(),
+                );
+            }
+            (Some(t), None) => t.0.clone(),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("reading the admin token file {}: {e}", path.display()))?;
+                text.strip_suffix('\n').unwrap_or(&text).to_owned()
+            }
+        };
+        Self::new(&token)
+            .map(Some)
+            .ok_or_else(|| "the admin token must be at least 32 bytes".into())
     }
 
     /// A token from its bytes (at least 32; tests and embedders).

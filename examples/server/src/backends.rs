@@ -91,7 +91,16 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
     };
     let redis = match (config.strategy, config.queue) {
         (StrategyKind::DistributedLock, _) | (_, QueueKind::Redis) => {
-            Some(ticketing_redis::connect(need(&config.redis_url, "REDIS_URL")?).await?)
+            let url = need(&config.redis_url, "REDIS_URL")?;
+            Some(match &config.redis_ca_file {
+                Some(path) => {
+                    let ca = std::fs::read(path).map_err(|e| {
+                        Error::invalid(format!("reading the Redis CA {}: {e}", path.display()))
+                    })?;
+                    ticketing_redis::connect_with_root_ca(url, &ca).await?
+                }
+                None => ticketing_redis::connect(url).await?,
+            })
         }
         _ => None,
     };

@@ -124,10 +124,16 @@ pub struct Config {
     )]
     pub jwt_secret: Option<Secret>,
     /// The operator's token for the admin endpoints (`/api/ticketing/admin/...`: add to the
-    /// catalog, set or close a sale), at least 32 bytes, sent as `Authorization: Bearer`;
-    /// unset: no admin endpoints.
-    #[arg(long, env = "TICKETING_ADMIN_TOKEN", hide_env_values = true)]
+    /// catalog, set or close a sale), at least 32 bytes, sent as `Authorization: Bearer`. Read
+    /// from the environment variable `TICKETING_ADMIN_TOKEN` only (a command-line flag would
+    /// show it to anyone who can list processes), or from `--admin-token-file`.
+    #[arg(skip = std::env::var("TICKETING_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret))]
     pub admin_token: Option<Secret>,
+    /// A file holding the admin token (e.g. a mounted secret; one trailing newline is ignored),
+    /// instead of `TICKETING_ADMIN_TOKEN`. Neither: no admin endpoints (every admin request is
+    /// `401`).
+    #[arg(long, env = "TICKETING_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Accept only bearer tokens whose `aud` is this (unset: `aud` is not checked).
     #[arg(long, env = "TICKETING_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
@@ -172,6 +178,10 @@ pub struct Config {
     /// Redis URL (for `--queue redis` and `--strategy distributed-lock`).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate, for a `rediss://`
+    /// `REDIS_URL` whose certificate the webpki roots do not cover (a private CA).
+    #[arg(long, env = "TICKETING_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// Prefix of every Redis key.
     #[arg(long, env = "TICKETING_REDIS_PREFIX", default_value = "ticketing:")]
     pub redis_prefix: String,

@@ -1121,13 +1121,29 @@ const ADMIN: &str = "an-operator-token-of-at-least-32-bytes";
 /// has none) every admin request is 401 and adds nothing; bad catalogs and windows are 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_adds_a_concert_and_opens_and_closes_its_sale() {
-    let s = start(&["--admin-token", ADMIN, "--queue-admit-per-sec", "1000"]).await;
+    let file = std::env::temp_dir().join(format!("ticketing-admin-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("{ADMIN}\n")).expect("the token file");
+    let s = start(&[
+        "--admin-token-file",
+        file.to_str().expect("path"),
+        "--queue-admit-per-sec",
+        "1000",
+    ])
+    .await;
+    let _ = std::fs::remove_file(&file);
     let bearer = format!("Bearer {ADMIN}");
     let admin = [("Authorization", bearer.as_str())];
+    // Instants relative to now, so the test means the same whenever it runs.
+    let instant = |days: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%dT19:00:00Z")
+            .to_string()
+    };
+    let (starts, opens) = (instant(60), instant(30));
     let catalog = json!({
         "concerts": [{"id": 77, "title": "Winter Gala", "venue": "Hall W"}],
-        "options": [{"id": 770, "concert_id": 77, "starts_at": "2031-02-01T19:00:00Z",
-                     "sale_opens_at": "2031-01-01T10:00:00Z"}],
+        "options": [{"id": 770, "concert_id": 77, "starts_at": starts,
+                     "sale_opens_at": opens}],
         "seats": [
             {"id": 7701, "option_id": 770, "seat_no": "W-1", "grade": "R", "price": 40000},
             {"id": 7702, "option_id": 770, "seat_no": "W-2", "grade": "R", "price": 40000}
@@ -1148,8 +1164,8 @@ async fn an_operator_adds_a_concert_and_opens_and_closes_its_sale() {
     assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
     assert_eq!(added.body, json!({"concerts": 1, "options": 1, "seats": 2}));
     let options = s.get("/concerts/77/options").await.body;
-    assert_eq!(options[0]["sale_opens_at"], "2031-01-01T10:00:00Z");
-    assert_eq!(options[0]["sale_closes_at"], "2031-02-01T19:00:00Z");
+    assert_eq!(options[0]["sale_opens_at"], opens.as_str());
+    assert_eq!(options[0]["sale_closes_at"], starts.as_str());
 
     let token = s.admitted_token(5, 77).await;
     let gate = [("X-Queue-Token", token.as_str())];
@@ -1201,7 +1217,7 @@ async fn an_operator_adds_a_concert_and_opens_and_closes_its_sale() {
     s.post("/admin/catalog", json!({"concert": []}), &admin)
         .await
         .problem(400, "invalid_request");
-    put(json!({"sale_opens_at": "2031-01-10T00:00:00Z", "sale_closes_at": "2031-01-09T00:00:00Z"}))
+    put(json!({"sale_opens_at": instant(40), "sale_closes_at": instant(39)}))
         .await
         .problem(400, "invalid_request");
     s.post("/admin/options/999999/close", json!({}), &admin)

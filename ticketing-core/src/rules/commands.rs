@@ -11,7 +11,10 @@ use crate::domain::{
 use crate::error::Error;
 use crate::ids::{OptionId, PaymentId, SeatId};
 use crate::money::Points;
-use crate::rules::{Action, check_sale, hold_seat, release_seat, sell_seat, transition};
+use crate::rules::{
+    Action, check_cancel_before_show, check_sale, check_sale_not_ended, hold_seat, release_seat,
+    sell_seat, transition,
+};
 use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand};
 
 /// What a hold does: the new reservation, the seats' next states (in the order given) and the
@@ -165,9 +168,10 @@ pub fn decide_hold(
 /// Decide a payment of `reservation` (as stored) by its owner, whose balance is `balance`, over
 /// the states of the reservation's seats (in its `seat_ids` order), the option's sale window
 /// being `sale`. Refusals, in this order: another user's reservation (`forbidden`), an illegal
-/// transition (`hold_expired`, `invalid_state`), the sale window at `cmd.now` (`sale_closed`:
-/// a hold made during the sale is not paid after it), too few points (`insufficient_points`),
-/// a seat no longer held by it (`hold_expired`).
+/// transition (`hold_expired`, `invalid_state`), the end of the sale at `cmd.now`
+/// (`sale_closed`: a hold made during the sale is not paid after it; see
+/// [`check_sale_not_ended`]), too few points (`insufficient_points`), a seat no longer held by
+/// it (`hold_expired`).
 pub fn decide_confirm(
     cmd: &ConfirmCommand,
     sale: &SaleWindow,
@@ -180,7 +184,7 @@ pub fn decide_confirm(
         return Err(Error::Forbidden);
     }
     let t = transition(reservation, Action::Confirm, cmd.now)?;
-    check_sale(sale, cmd.now)?;
+    check_sale_not_ended(sale, cmd.now)?;
     if balance < reservation.amount {
         return Err(Error::InsufficientPoints {
             balance,
@@ -223,10 +227,13 @@ pub fn decide_confirm(
 }
 
 /// Decide a cancel of `reservation` (as stored) by its owner, whose balance is `balance`, over
-/// the states of its seats (in its `seat_ids` order). Seats no longer the reservation's are
-/// left as they are.
+/// the states of its seats (in its `seat_ids` order), its option's sale window being `sale`.
+/// Refusals: another user's reservation (`forbidden`), an illegal transition (`invalid_state`),
+/// a confirmed one once the show has started (`invalid_state`, see
+/// [`check_cancel_before_show`]). Seats no longer the reservation's are left as they are.
 pub fn decide_cancel(
     cmd: &CancelCommand,
+    sale: &SaleWindow,
     reservation: &Reservation,
     balance: Points,
     states: &[SeatState],
@@ -235,6 +242,11 @@ pub fn decide_cancel(
         return Err(Error::Forbidden);
     }
     let t = transition(reservation, Action::Cancel, cmd.now)?;
+    check_cancel_before_show(
+        sale,
+        crate::rules::effective_status(reservation, cmd.now),
+        cmd.now,
+    )?;
     let after = balance.checked_add(t.refund)?;
     let seats = states
         .iter()
@@ -326,8 +338,8 @@ mod tests {
         assert!(decide_hold(&hold(&[1]), &sale, &[&a, &b], &[free, free], 0).is_err());
     }
 
-    /// Outside its option's sale window a hold is refused before anything else is looked at,
-    /// and a hold made inside it is not paid after it.
+    /// Outside its option's sale window a hold is refused (after the seats' own checks), and a
+    /// hold made inside it is not paid after it.
     #[test]
     fn the_sale_window_bounds_holds_and_payments() {
         let a = seat(1);

@@ -11,19 +11,54 @@ pub fn sale_end(window: &SaleWindow) -> DateTime<Utc> {
     window.closes_at.unwrap_or(window.starts_at)
 }
 
-/// Whether seats may be held or paid for at `now`: `sale_not_open` before `opens_at`,
-/// `sale_closed` from [`sale_end`] on (the end is exclusive, like a hold's).
+/// Whether seats may be held at `now`: `sale_not_open` before `opens_at`, `sale_closed` from
+/// [`sale_end`] on (the end is exclusive, like a hold's).
 pub fn check_sale(window: &SaleWindow, now: DateTime<Utc>) -> Result<(), Error> {
     if let Some(opens_at) = window.opens_at
         && now < opens_at
     {
         return Err(Error::SaleNotOpen { opens_at });
     }
+    check_sale_not_ended(window, now)
+}
+
+/// Whether a hold may still be paid at `now`: `sale_closed` from [`sale_end`] on. The opening
+/// is not checked: a hold made while the sale was open stays payable if the operator moves
+/// the opening later.
+pub fn check_sale_not_ended(window: &SaleWindow, now: DateTime<Utc>) -> Result<(), Error> {
     let closed_at = sale_end(window);
     if now >= closed_at {
         return Err(Error::SaleClosed { closed_at });
     }
     Ok(())
+}
+
+/// Whether a reservation in `status` may be cancelled at `now`: a confirmed one is not once
+/// its show has started (`invalid_state`: no refund for a show that has begun); a hold may be
+/// released at any time.
+pub fn check_cancel_before_show(
+    window: &SaleWindow,
+    status: crate::domain::ReservationStatus,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if status == crate::domain::ReservationStatus::Confirmed && now >= window.starts_at {
+        return Err(Error::InvalidState {
+            state: "confirmed",
+            action: "cancel (and refund) once the show has started",
+        });
+    }
+    Ok(())
+}
+
+/// The window that ends the sale at `now`: its end moves to `now` unless it was earlier
+/// already, and an opening at or after that end is dropped (the sale then never opens).
+pub fn close_sale(window: &SaleWindow, now: DateTime<Utc>) -> SaleWindow {
+    let end = sale_end(window).min(now);
+    SaleWindow {
+        starts_at: window.starts_at,
+        opens_at: window.opens_at.filter(|at| *at < end),
+        closes_at: Some(end),
+    }
 }
 
 /// Check a window before it is stored: a sale that would end before it opens is an
@@ -87,6 +122,38 @@ mod tests {
         // A closing instant after the start keeps the sale open (e.g. a festival pass).
         let (late, t0) = window(None, Some(150));
         assert!(check_sale(&late, t0 + Duration::minutes(120)).is_ok());
+    }
+
+    #[test]
+    fn closing_never_moves_an_end_later_and_drops_an_opening_still_ahead() {
+        let (w, t0) = window(Some(10), Some(20));
+        let at = |m: i64| t0 + Duration::minutes(m);
+        let closed = close_sale(&w, at(15));
+        assert_eq!(
+            (closed.opens_at, closed.closes_at),
+            (Some(at(10)), Some(at(15)))
+        );
+        assert!(check_sale(&closed, at(15)).is_err());
+        let early = close_sale(&w, at(5));
+        assert_eq!((early.opens_at, early.closes_at), (None, Some(at(5))));
+        assert!(validate_sale_window(&early).is_ok());
+        let late = close_sale(&w, at(30));
+        assert_eq!(late.closes_at, Some(at(20)), "an earlier end stays");
+    }
+
+    #[test]
+    fn a_payment_checks_only_the_end_and_a_refund_only_the_start() {
+        use crate::domain::ReservationStatus::{Confirmed, Held};
+        let (w, t0) = window(Some(10), Some(20));
+        let at = |m: i64| t0 + Duration::minutes(m);
+        assert!(
+            check_sale_not_ended(&w, at(0)).is_ok(),
+            "before the opening"
+        );
+        assert!(check_sale_not_ended(&w, at(20)).is_err());
+        assert!(check_cancel_before_show(&w, Confirmed, at(99)).is_ok());
+        assert!(check_cancel_before_show(&w, Confirmed, at(100)).is_err());
+        assert!(check_cancel_before_show(&w, Held, at(100)).is_ok());
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::store::{CancelCommand, ChargeCommand};
 mod sale;
 pub use sale::{
     a_sale_ends_when_the_show_starts_unless_told_otherwise,
-    closing_a_sale_stops_holds_and_payments_at_once, sale_window_bounds_holds_and_payments,
+    closing_a_sale_stops_holds_and_payments_at_once, closing_a_sale_stops_the_holds_in_flight,
+    payments_check_the_end_and_refunds_stop_at_the_show, sale_window_bounds_holds_and_payments,
 };
 
 fn ttl() -> Duration {

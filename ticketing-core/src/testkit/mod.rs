@@ -304,6 +304,8 @@ macro_rules! conformance_suite {
             sale_window_bounds_holds_and_payments,
             a_sale_ends_when_the_show_starts_unless_told_otherwise,
             closing_a_sale_stops_holds_and_payments_at_once,
+            payments_check_the_end_and_refunds_stop_at_the_show,
+            closing_a_sale_stops_the_holds_in_flight,
             queue_is_fifo_and_idempotent_per_user,
             queue_admits_by_rate_and_max_active,
             queue_lengths_count_waiting_and_admitted,

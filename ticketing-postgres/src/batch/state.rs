@@ -285,7 +285,8 @@ impl State {
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
-        let d = rules::decide_cancel(cmd, &reservation, balance, &states)?;
+        let sale = self.sale_window(reservation.option_id)?;
+        let d = rules::decide_cancel(cmd, &sale, &reservation, balance, &states)?;
         self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         if d.refund.is_positive() {
             self.wallets.insert(cmd.user_id, d.balance);

@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{post, put};
 use ticketing::{Catalog, OptionId};
@@ -19,11 +19,18 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::routes::{ApiResult, detached, per_client};
 use crate::state::AppState;
 
+/// The largest catalog one `POST /admin/catalog` adds: 8 MiB of JSON (some 60,000 seats), read
+/// only after the admin token was checked.
+pub const CATALOG_MAX_BODY: usize = 8 * 1024 * 1024;
+
 /// `POST /admin/catalog`, `PUT /admin/options/{id}/sale`, `POST /admin/options/{id}/close`,
 /// each limited per client address (a caller guessing the token included).
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/admin/catalog", per_client(state, post(add_catalog)))
+        .route(
+            "/admin/catalog",
+            per_client(state, post(add_catalog)).layer(DefaultBodyLimit::max(CATALOG_MAX_BODY)),
+        )
         .route(
             "/admin/options/{id}/sale",
             per_client(state, put(set_sale_window)),
@@ -52,6 +59,13 @@ pub async fn add_catalog(
     };
     let service = s.service.clone();
     detached(&s, async move { service.add_catalog(&catalog).await }).await?;
+    tracing::info!(
+        target: "ticketing::admin",
+        concerts = added.concerts,
+        options = added.options,
+        seats = added.seats,
+        "catalog added"
+    );
     Ok((StatusCode::CREATED, Json(added)))
 }
 
@@ -74,6 +88,13 @@ pub async fn set_sale_window(
             .await
     })
     .await?;
+    tracing::info!(
+        target: "ticketing::admin",
+        option = id,
+        opens_at = ?option.sale_opens_at,
+        closes_at = ?option.sale_closes_at,
+        "sale window set"
+    );
     Ok(Json(option.into()))
 }
 
@@ -91,5 +112,11 @@ pub async fn close_sale(
 ) -> ApiResult<Json<OptionSaleView>> {
     let service = s.service.clone();
     let option = detached(&s, async move { service.close_sale(OptionId(id)).await }).await?;
+    tracing::info!(
+        target: "ticketing::admin",
+        option = id,
+        closes_at = ?option.sale_closes_at,
+        "sale closed"
+    );
     Ok(Json(option.into()))
 }

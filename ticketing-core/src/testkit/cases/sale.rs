@@ -6,6 +6,7 @@ use crate::domain::{Catalog, ReservationStatus, Seat, SeatStatus, ShowOption};
 use crate::error::ErrorCode;
 use crate::ids::{OptionId, SeatId};
 use crate::money::Points;
+use crate::store::{CancelCommand, HoldCommand};
 use crate::testkit::{Harness, PRICE, TestBackend, assert_code, hold_request};
 
 /// Seed option `n` of the harness's concert (3 seats priced [`PRICE`]) with this window.
@@ -16,8 +17,20 @@ async fn option_with_window(
     opens_at: Option<DateTime<Utc>>,
     closes_at: Option<DateTime<Utc>>,
 ) -> (OptionId, Vec<SeatId>) {
-    let option = OptionId(h.concert.0 + 600_000 + n * 10);
-    let seats: Vec<SeatId> = (0..3).map(|i| SeatId(option.0 + 1 + i)).collect();
+    option_with_seats(h, n, 3, starts_at, opens_at, closes_at).await
+}
+
+/// Seed option `n` of the harness's concert with `count` seats (below 10,000) priced [`PRICE`].
+async fn option_with_seats(
+    h: &Harness,
+    n: i64,
+    count: i64,
+    starts_at: DateTime<Utc>,
+    opens_at: Option<DateTime<Utc>>,
+    closes_at: Option<DateTime<Utc>>,
+) -> (OptionId, Vec<SeatId>) {
+    let option = OptionId(h.concert.0 + 600_000 + n * 10_000);
+    let seats: Vec<SeatId> = (0..count).map(|i| SeatId(option.0 + 1 + i)).collect();
     let catalog = Catalog {
         concerts: vec![],
         options: vec![ShowOption {
@@ -180,4 +193,144 @@ pub async fn closing_a_sale_stops_holds_and_payments_at_once(b: TestBackend) {
         h.store.option(OptionId(option.0 + 5)).await,
         ErrorCode::NotFound,
     );
+}
+
+/// Moving the opening later leaves a live hold payable (a payment checks only the end); a
+/// confirmed reservation is not cancelled (nor refunded) once its show has started, a hold
+/// still is; closing through the service never moves an earlier end later.
+pub async fn payments_check_the_end_and_refunds_stop_at_the_show(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let starts = h.now() + Duration::hours(2);
+    let (option, seats) = option_with_window(&h, 5, starts, None, None).await;
+    let u = h.user(1);
+    h.charge(u, Points(10_000)).await;
+    let hold = |seat: SeatId| h.service.hold(hold_request(u, option, &[seat]));
+    let first = hold(seats[0]).await.expect("on sale");
+    let later = h.now() + Duration::hours(1);
+    h.store
+        .set_sale_window(option, Some(later), None)
+        .await
+        .expect("moving the opening later");
+    assert_code(hold(seats[1]).await, ErrorCode::SaleNotOpen);
+    h.pay(u, first.id).await.expect("a live hold stays payable");
+    h.store
+        .set_sale_window(option, None, None)
+        .await
+        .expect("open again");
+    let second = hold(seats[1]).await.expect("on sale again");
+
+    h.clock.advance(Duration::hours(2)); // the show starts
+    let cancel = |id| CancelCommand {
+        reservation_id: id,
+        user_id: u,
+        now: h.now(),
+        fence: None,
+    };
+    assert_code(
+        h.store.cancel(cancel(first.id)).await,
+        ErrorCode::InvalidState,
+    );
+    assert_eq!(h.balance(u).await, Points(10_000 - PRICE.0), "no refund");
+    assert_eq!(status_of(&h, option, seats[0]).await, SeatStatus::Sold);
+    // The second hold began 2 hours ago: it has expired, and cancelling it is refused as ever.
+    assert_code(
+        h.store.cancel(cancel(second.id)).await,
+        ErrorCode::InvalidState,
+    );
+
+    let (option, _) = option_with_window(&h, 6, h.now() + Duration::days(1), None, None).await;
+    let early = h.now() - Duration::minutes(1);
+    h.store
+        .set_sale_window(option, None, Some(early))
+        .await
+        .expect("closed a minute ago");
+    let closed = h.service.close_sale(option).await.expect("closing again");
+    assert_eq!(closed.sale_closes_at, Some(early), "an earlier end stays");
+    let (option, _) = option_with_window(&h, 7, h.now() + Duration::days(1), None, None).await;
+    h.store
+        .set_sale_window(option, Some(h.now() + Duration::hours(1)), None)
+        .await
+        .expect("opening in an hour");
+    let closed = h.service.close_sale(option).await.expect("closing now");
+    assert_eq!(
+        (closed.sale_opens_at, closed.sale_closes_at),
+        (None, Some(h.now())),
+        "an opening still ahead is dropped"
+    );
+}
+
+/// A window change reaches every hold that has not been stored yet: holds race on an option
+/// while its sale is closed, and no hold is stored after the close returned (the seats held
+/// right after it are all the seats ever held). A store that reads the window before its seat
+/// locks (or lets go of it before storing) lets a hold through after the close.
+pub async fn closing_a_sale_stops_the_holds_in_flight(b: TestBackend) {
+    const BUYERS: i64 = 8;
+    const PER_BUYER: i64 = 400;
+    let h = Harness::new(b).await;
+    let starts = h.now() + Duration::days(1);
+    let (option, seats) = option_with_seats(&h, 8, BUYERS * PER_BUYER, starts, None, None).await;
+    let now = h.now();
+    let tasks: Vec<_> = (0..BUYERS)
+        .map(|b| {
+            let store = h.store.clone();
+            let user = h.user(10 + b);
+            let mine: Vec<SeatId> =
+                seats[(b * PER_BUYER) as usize..][..PER_BUYER as usize].to_vec();
+            tokio::spawn(async move {
+                let mut after_close = 0;
+                for seat in mine {
+                    let cmd = HoldCommand {
+                        reservation_id: crate::ids::ReservationId::new(),
+                        user_id: user,
+                        option_id: option,
+                        seat_ids: vec![seat],
+                        now,
+                        expires_at: now + Duration::minutes(5),
+                        max_seats_per_user: None,
+                        idempotency: None,
+                        fence: None,
+                    };
+                    match store.hold(cmd).await {
+                        Ok(_) => {}
+                        Err(e) if e.code() == ErrorCode::SaleClosed => {
+                            // Keep trying a little after the close: none may pass.
+                            after_close += 1;
+                            if after_close > 20 {
+                                break;
+                            }
+                        }
+                        // Under NOWAIT a seat the closing change has locked is refused at once.
+                        Err(e) if e.code() == ErrorCode::SeatUnavailable => {}
+                        Err(e) => panic!("a hold failed: {e}"),
+                    }
+                    // Paced, so holds are still arriving when the sale closes.
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    h.store
+        .set_sale_window(option, None, Some(now))
+        .await
+        .expect("closing");
+    let held_at_close = held(&h, option).await;
+    for t in tasks {
+        t.await.expect("a buyer");
+    }
+    let held_after = held(&h, option).await;
+    assert!(held_at_close > 0, "holds went through before the close");
+    assert_eq!(
+        held_after,
+        held_at_close,
+        "{} holds were stored after the close returned",
+        held_after - held_at_close
+    );
+}
+
+async fn held(h: &Harness, option: OptionId) -> usize {
+    let map = h.store.seats(option, h.now()).await.expect("seat map");
+    map.iter()
+        .filter(|v| v.status != SeatStatus::Available)
+        .count()
 }
