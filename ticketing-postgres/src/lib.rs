@@ -127,11 +127,22 @@ impl Default for PgConfig {
 }
 
 impl PgConfig {
-    /// Connect options for `url` with this configuration's `lock_timeout`.
+    /// Connect options for `url` with this configuration's `lock_timeout`; plain text unless
+    /// the URL (or `PGSSLMODE`) asks for TLS with `sslmode=`.
     pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, Error> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::backend("parsing the database URL", false, e))?;
+        // TLS only when asked for (`sslmode=` in the URL, or PGSSLMODE): libpq's default,
+        // `prefer`, would encrypt without checking anything, and a pool of TLS connections
+        // was seen not to recover from a PostgreSQL restart in the middle of a rush (see
+        // BENCHMARKS.md / the tls test); plain connections do.
+        let asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+        let options = if asked {
+            options
+        } else {
+            options.ssl_mode(sqlx::postgres::PgSslMode::Disable)
+        };
         Ok(options.options([(
             "lock_timeout",
             format!("{}ms", self.lock_timeout.as_millis()),

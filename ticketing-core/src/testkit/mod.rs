@@ -32,6 +32,7 @@ use crate::store::TicketStore;
 
 pub mod cases;
 pub mod hints;
+pub mod locks;
 pub mod model;
 
 /// What a backend hands the suite: a store and a waiting queue built with [`queue_config`].
@@ -353,4 +354,67 @@ macro_rules! __conformance_cases {
         $crate::__conformance_cases!($factory, [$(#[$attr])*]; $($rest),*);
     };
     ($factory:path, [$(#[$attr:meta])*];) => {};
+}
+
+/// Every case is registered, once: the `pub async fn`s of the case files and the names the
+/// suite macros list agree, so a case that is written but not listed (it would never run) or a
+/// listed name without a case fails here.
+#[cfg(test)]
+mod registration {
+    use std::collections::BTreeSet;
+
+    /// The names of the `pub async fn`s of a source file.
+    fn cases(src: &str) -> Vec<String> {
+        src.lines()
+            .filter_map(|l| l.strip_prefix("pub async fn "))
+            .filter_map(|l| l.split('(').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The names a suite macro lists: the identifiers between its `[$(#[$attr])*];` and `);`.
+    fn registered(src: &str, suite: &str) -> Vec<String> {
+        let start = src
+            .find(&format!("macro_rules! {suite}"))
+            .unwrap_or_else(|| panic!("macro {suite}"));
+        let body = &src[start..];
+        let list = body
+            .find("[$(#[$attr])*];")
+            .map(|i| &body[i + "[$(#[$attr])*];".len()..])
+            .unwrap_or_else(|| panic!("the case list of {suite}"));
+        let end = list
+            .find(");")
+            .unwrap_or_else(|| panic!("the end of {suite}'s list"));
+        list[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn once(names: Vec<String>) -> BTreeSet<String> {
+        let set: BTreeSet<String> = names.iter().cloned().collect();
+        assert_eq!(set.len(), names.len(), "a name listed twice: {names:?}");
+        set
+    }
+
+    #[test]
+    fn every_store_case_is_registered_once_and_every_registration_is_a_case() {
+        let this = include_str!("mod.rs");
+        let mut listed = registered(this, "conformance_suite");
+        listed.extend(registered(this, "fencing_conformance"));
+        let mut written = cases(include_str!("cases.rs"));
+        written.extend(cases(include_str!("cases/sale.rs")));
+        assert_eq!(once(listed), once(written));
+    }
+
+    #[test]
+    fn every_lock_manager_case_is_registered_once_and_every_registration_is_a_case() {
+        let src = include_str!("locks.rs");
+        assert_eq!(
+            once(registered(src, "lock_manager_suite")),
+            once(cases(src))
+        );
+    }
 }

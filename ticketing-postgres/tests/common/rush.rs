@@ -129,13 +129,19 @@ impl Rush {
 /// Wait (at most 15 s) until the store answers again; how long that took.
 pub async fn wait_healthy(store: &dyn TicketStore) -> Duration {
     let started = Instant::now();
+    let mut last = None;
     while started.elapsed() < Duration::from_secs(15) {
-        if store.health().await.is_ok() && store.balance(UserId(1)).await.is_ok() {
-            return started.elapsed();
+        match (store.health().await, store.balance(UserId(1)).await) {
+            (Ok(()), Ok(_)) => return started.elapsed(),
+            (Err(e), _) | (_, Err(e)) => last = Some(e),
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the pool did not recover within 15 s");
+    let source = last
+        .as_ref()
+        .and_then(std::error::Error::source)
+        .map(|s| s.to_string());
+    panic!("the pool did not recover within 15 s: {last:?} ({source:?})");
 }
 
 /// The books after a fault: no seat sold twice, every sold seat backed by one confirmed
