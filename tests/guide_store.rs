@@ -140,52 +140,19 @@ impl State {
     fn balance(&self, user: UserId) -> Points {
         self.wallets.get(&user).copied().unwrap_or_default()
     }
-
-    /// A catalog is added whole or not at all.
-    fn validate(&self, catalog: &Catalog) -> Result<()> {
-        let taken =
-            |what: &str, id: i64| Error::invalid(format!("{what} id {id} is invalid or taken"));
-        let mut concerts = std::collections::HashSet::new();
-        for c in &catalog.concerts {
-            if c.id.0 <= 0 || self.concerts.contains_key(&c.id) || !concerts.insert(c.id) {
-                return Err(taken("concert", c.id.0));
-            }
-        }
-        let mut options = std::collections::HashSet::new();
-        for o in &catalog.options {
-            if o.id.0 <= 0 || self.options.contains_key(&o.id) || !options.insert(o.id) {
-                return Err(taken("option", o.id.0));
-            }
-            if !concerts.contains(&o.concert_id) && !self.concerts.contains_key(&o.concert_id) {
-                return Err(Error::invalid(format!(
-                    "option {} names unknown concert",
-                    o.id
-                )));
-            }
-            rules::validate_sale_window(&o.sale_window())?;
-        }
-        let mut seats = std::collections::HashSet::new();
-        for s in &catalog.seats {
-            if s.id.0 <= 0 || s.price.0 < 0 || self.seats.contains_key(&s.id) || !seats.insert(s.id)
-            {
-                return Err(taken("seat", s.id.0));
-            }
-            if !options.contains(&s.option_id) && !self.options.contains_key(&s.option_id) {
-                return Err(Error::invalid(format!(
-                    "seat {} names unknown option",
-                    s.id
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl TicketStore for GuideStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
         let mut st = self.state();
-        st.validate(catalog)?;
+        // All or none: every check before any insert.
+        rules::validate_catalog(
+            catalog,
+            |c| st.concerts.contains_key(&c),
+            |o| st.options.contains_key(&o),
+            |s| st.seats.contains_key(&s),
+        )?;
         for c in &catalog.concerts {
             st.concerts.insert(c.id, c.clone());
         }

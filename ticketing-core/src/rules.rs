@@ -14,9 +14,11 @@
 
 use chrono::{DateTime, Utc};
 
+mod catalog;
 mod commands;
 mod sale;
 
+pub use catalog::validate_catalog;
 pub use commands::{
     CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
     decide_confirm, decide_hold, seats_owned,

@@ -1,6 +1,6 @@
 //! The in-memory [`TicketStore`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
@@ -276,54 +276,19 @@ impl MemoryStore {
                 .collect())
         })
     }
-
-    fn validate_catalog(&self, catalog: &Catalog, state: &CatalogState) -> Result<()> {
-        let mut concerts = HashSet::new();
-        for c in &catalog.concerts {
-            if c.id.0 <= 0 || state.concerts.contains_key(&c.id) || !concerts.insert(c.id) {
-                return Err(Error::invalid(format!(
-                    "concert id {} is invalid or taken",
-                    c.id
-                )));
-            }
-        }
-        let mut options = HashSet::new();
-        for o in &catalog.options {
-            if o.id.0 <= 0 || state.options.contains_key(&o.id) || !options.insert(o.id) {
-                return Err(Error::invalid(format!(
-                    "option id {} is invalid or taken",
-                    o.id
-                )));
-            }
-            rules::validate_sale_window(&o.sale_window())?;
-            if !concerts.contains(&o.concert_id) && !state.concerts.contains_key(&o.concert_id) {
-                return Err(Error::invalid(format!(
-                    "option {} names unknown concert",
-                    o.id
-                )));
-            }
-        }
-        let mut seats = HashSet::new();
-        for s in &catalog.seats {
-            if s.id.0 <= 0 || !seats.insert(s.id) || s.price.0 < 0 {
-                return Err(Error::invalid(format!("seat {} is invalid", s.id)));
-            }
-            if !options.contains(&s.option_id) && !state.options.contains_key(&s.option_id) {
-                return Err(Error::invalid(format!(
-                    "seat {} names unknown option",
-                    s.id
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl TicketStore for MemoryStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
         let mut state = write(&self.inner.catalog);
-        self.validate_catalog(catalog, &state)?;
+        rules::validate_catalog(
+            catalog,
+            |c| state.concerts.contains_key(&c),
+            |o| state.options.contains_key(&o),
+            // Taken seat ids are refused by the seat table's insert below, atomically.
+            |_| false,
+        )?;
         if !self.inner.seats.insert(&catalog.seats) {
             return Err(Error::invalid("a seat id is already taken"));
         }
