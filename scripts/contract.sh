@@ -3,10 +3,10 @@
 # venv under target/) runs every check (`--checks all`: status codes, content types, headers,
 # response schemas, schema-valid requests accepted, schema-invalid ones rejected, missing
 # headers, unsupported methods, auth, use after free) against ticketing-server on the memory
-# store with the demo catalog. Two runs, each on a server of its own: the buyers' API without
-# the admin token (so the admin operations only answer 401 there), then the admin operations
-# with it (they change the catalog and close sales, which would starve the first run's holds
-# and payments). Fails on any failure or error.
+# store with the demo catalog. Two runs, each on a server of its own: the buyers' API (the admin
+# operations left out), then the admin operations with the admin token (they change the catalog
+# and close sales, which would starve the first run's holds and payments; their 401 without the
+# token is checked by the e2e tests). Fails on any failure or error.
 #
 #   scripts/contract.sh [max-examples per operation, default 100]
 #

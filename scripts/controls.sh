@@ -34,9 +34,9 @@ fi
 
 # PostgreSQL reading an option's sale window before locking the hold's seats (so a hold can be
 # stored with a window that a concurrent close has replaced): the in-flight close test must fail.
-# The race is timing-bound (a stale hold must commit after the close returns and before the
-# test reads the seat map: caught in about 1 run of 3 here), so the test runs up to ten times
-# and one failure catches it.
+# The race is timing-bound (a stale hold is seen only if it commits after the test's seat-map
+# read that follows the close: caught in about 1 run of 3 here), so the test runs up to ten
+# times and one failure catches it.
 if [ -n "${DATABASE_URL:-}" ]; then
   expect_failure stale_window env RUSTFLAGS='--cfg ticketing_control="stale_window"' \
     bash -c 'for _ in $(seq 1 10); do cargo test -p ticketing-postgres --test conformance \

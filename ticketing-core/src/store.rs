@@ -105,7 +105,9 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     /// Set when an option's seats are on sale (`None`: from now on, or until the show starts;
     /// see [`crate::rules::check_sale`]) and return the option as stored. A window that ends
     /// before it opens is an `invalid_request` ([`crate::rules::validate_sale_window`]); an
-    /// end in the past closes the sale. Holds and payments decided after this returns see it.
+    /// end in the past closes the sale. Every hold, payment and cancel stored after this returns
+    /// was decided with this window (a store makes a change wait for, or invalidate, the commands
+    /// deciding on the option's seats).
     async fn set_sale_window(
         &self,
         option: OptionId,

@@ -128,8 +128,10 @@ pub struct StoreSizes {
 /// The embedded store: everything in process memory, nothing survives a restart.
 ///
 /// Seat writes are guarded by the [`Strategy`] chosen at construction; a user's wallet,
-/// reservations and idempotency records change under that user's lock, taken before any seat
-/// lock, so no two operations can wait on each other in a cycle.
+/// reservations and idempotency records change under that user's lock. Locks are taken in one
+/// order, the catalog's read lock (held by holds, payments and cancels while they decide, so a
+/// sale window change waits for them), then a user's lock, then seats, so no two operations can
+/// wait on each other in a cycle.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
     inner: Arc<Inner>,

@@ -1,4 +1,5 @@
--- An option's sale window, read inside a hold's or payment's transaction (rules::check_sale
--- decides with it). Not locked: a window changed concurrently orders that change after the
--- command, as if it had been made a moment later.
+-- An option's sale window, read inside a hold's, payment's or cancel's transaction after its
+-- seats are loaded (rules decides with it). Not locked itself: a change of the window locks and
+-- bumps the option's seats (option_sale_set.sql), so a command either finishes before the change
+-- or reads the new window in this statement's fresh snapshot.
 SELECT starts_at, sale_opens_at, sale_closes_at FROM show_options WHERE id = $1

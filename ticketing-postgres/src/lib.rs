@@ -126,18 +126,28 @@ impl Default for PgConfig {
     }
 }
 
+/// Whether a database URL names an `sslmode` (sqlx also reads `ssl-mode`).
+fn asks_for_tls(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|key| key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode"))
+    })
+}
+
 impl PgConfig {
     /// Connect options for `url` with this configuration's `lock_timeout`; plain text unless
-    /// the URL (or `PGSSLMODE`) asks for TLS with `sslmode=`.
+    /// the URL (`sslmode=` or `ssl-mode=`) or `PGSSLMODE` asks for TLS.
     pub fn connect_options(&self, url: &str) -> Result<PgConnectOptions, Error> {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| Error::backend("parsing the database URL", false, e))?;
-        // TLS only when asked for (`sslmode=` in the URL, or PGSSLMODE): libpq's default,
-        // `prefer`, would encrypt without checking anything, and a pool of TLS connections
-        // was seen not to recover from a PostgreSQL restart in the middle of a rush (see
-        // BENCHMARKS.md / the tls test); plain connections do.
-        let asked = url.contains("sslmode=") || std::env::var_os("PGSSLMODE").is_some();
+        // TLS only when asked for (`sslmode=` or `ssl-mode=` in the URL, or PGSSLMODE):
+        // libpq's default, `prefer`, would encrypt without checking anything, and a pool of
+        // TLS connections was seen not to recover from a PostgreSQL restart in the middle of
+        // a rush (docs/configuration.md, TLS); plain connections do.
+        let asked = asks_for_tls(url) || std::env::var_os("PGSSLMODE").is_some();
         let options = if asked {
             options
         } else {
@@ -165,5 +175,20 @@ impl PgStore {
     pub async fn connect(url: &str, config: PgConfig) -> Result<Self, Error> {
         let pool = config.pool(config.connect_options(url)?).await?;
         Ok(Self::new(pool, config))
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::asks_for_tls;
+
+    /// TLS is used only when the URL names a mode, in either spelling sqlx reads.
+    #[test]
+    fn a_url_asks_for_tls_only_with_an_ssl_mode() {
+        assert!(!asks_for_tls("postgres://u@h/db"));
+        assert!(!asks_for_tls("postgres://u@h/db?application_name=sslmode"));
+        assert!(asks_for_tls("postgres://u@h/db?sslmode=require"));
+        assert!(asks_for_tls("postgres://u@h/db?a=1&ssl-mode=verify-full"));
+        assert!(asks_for_tls("postgres://u@h/db?SSLMODE=disable"));
     }
 }

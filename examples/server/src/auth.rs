@@ -239,7 +239,7 @@ impl AdminToken {
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("reading the admin token file {}: {e}", path.display()))?;
-                text.strip_suffix('\n').unwrap_or(&text).to_owned()
+                text.trim_end().to_owned()
             }
         };
         Self::new(&token)
@@ -274,10 +274,21 @@ impl FromRequestParts<AppState> for Admin {
         let Some(admin) = &state.admin else {
             return Err(challenge(unauthorized("no admin token is configured")));
         };
-        let token = bearer_token(&parts.headers).map_err(challenge)?;
+        let refused = |why: &str| {
+            let request = parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok());
+            tracing::warn!(target: "ticketing::admin", request_id = ?request, "admin request refused: {why}");
+        };
+        let token = bearer_token(&parts.headers).map_err(|e| {
+            refused("no bearer token");
+            challenge(e)
+        })?;
         if admin.matches(token) {
             Ok(Admin)
         } else {
+            refused("a wrong token");
             Err(challenge(unauthorized("the admin token is not valid")))
         }
     }

@@ -83,6 +83,18 @@ impl std::str::FromStr for Secret {
     }
 }
 
+impl Config {
+    /// The secrets read from the environment only (`TICKETING_ADMIN_TOKEN`): the binary calls
+    /// this after parsing its flags.
+    pub fn with_environment_secrets(mut self) -> Self {
+        self.admin_token = std::env::var("TICKETING_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Secret);
+        self
+    }
+}
+
 /// What the binary does besides serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -127,11 +139,13 @@ pub struct Config {
     /// catalog, set or close a sale), at least 32 bytes, sent as `Authorization: Bearer`. Read
     /// from the environment variable `TICKETING_ADMIN_TOKEN` only (a command-line flag would
     /// show it to anyone who can list processes), or from `--admin-token-file`.
-    #[arg(skip = std::env::var("TICKETING_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret))]
+    /// (Filled by the binary from the environment after parsing, see
+    /// [`Config::with_environment_secrets`]; a configuration parsed in a test has none.)
+    #[arg(skip)]
     pub admin_token: Option<Secret>,
-    /// A file holding the admin token (e.g. a mounted secret; one trailing newline is ignored),
-    /// instead of `TICKETING_ADMIN_TOKEN`. Neither: no admin endpoints (every admin request is
-    /// `401`).
+    /// A file holding the admin token (e.g. a mounted secret; trailing whitespace is ignored),
+    /// instead of the environment variable `TICKETING_ADMIN_TOKEN` (never a flag: it would show
+    /// in `ps`). Neither: every admin request is `401`.
     #[arg(long, env = "TICKETING_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<std::path::PathBuf>,
     /// Accept only bearer tokens whose `aud` is this (unset: `aud` is not checked).

@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = app::config::Config::parse();
+    let config = app::config::Config::parse().with_environment_secrets();
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     match config.log_format {
         app::config::LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter()).init(),

@@ -219,7 +219,9 @@ pub async fn payments_check_the_end_and_refunds_stop_at_the_show(b: TestBackend)
         .expect("open again");
     let second = hold(seats[1]).await.expect("on sale again");
 
-    h.clock.advance(Duration::hours(2)); // the show starts
+    h.clock.advance(Duration::hours(2) - Duration::minutes(1));
+    let last = hold(seats[2]).await.expect("a minute before the show");
+    h.clock.advance(Duration::minutes(1)); // the show starts
     let cancel = |id| CancelCommand {
         reservation_id: id,
         user_id: u,
@@ -237,6 +239,14 @@ pub async fn payments_check_the_end_and_refunds_stop_at_the_show(b: TestBackend)
         h.store.cancel(cancel(second.id)).await,
         ErrorCode::InvalidState,
     );
+    // A live hold is released after the start: nothing was paid, nothing is refunded.
+    let released = h
+        .store
+        .cancel(cancel(last.id))
+        .await
+        .expect("a live hold is released");
+    assert_eq!(released.status, ReservationStatus::Cancelled);
+    assert_eq!(status_of(&h, option, seats[2]).await, SeatStatus::Available);
 
     let (option, _) = option_with_window(&h, 6, h.now() + Duration::days(1), None, None).await;
     let early = h.now() - Duration::minutes(1);
