@@ -137,6 +137,19 @@ impl State {
         Ok(r)
     }
 
+    /// What a payment or cancel of `r` decides on: its option's window, its seats' states (in
+    /// its order) and its owner's balance.
+    fn load_for(
+        &self,
+        r: &Reservation,
+        fence: Option<FencingToken>,
+    ) -> Result<(SaleWindow, Vec<SeatState>, Points)> {
+        let window = self.window(r.option_id)?;
+        let seats = self.seats(&r.seat_ids, fence)?;
+        let states = seats.iter().map(|s| s.state).collect();
+        Ok((window, states, self.balance(r.user_id)))
+    }
+
     fn balance(&self, user: UserId) -> Points {
         self.wallets.get(&user).copied().unwrap_or_default()
     }
@@ -227,14 +240,8 @@ impl TicketStore for GuideStore {
         let stored = st
             .options
             .get(&option)
-            .cloned()
             .ok_or_else(|| Error::not_found("option", option))?;
-        let next = ShowOption {
-            sale_opens_at: opens_at,
-            sale_closes_at: closes_at,
-            ..stored
-        };
-        rules::validate_sale_window(&next.sale_window())?;
+        let next = rules::with_sale_window(stored, opens_at, closes_at)?;
         st.options.insert(option, next.clone());
         Ok(next)
     }
@@ -291,13 +298,7 @@ impl TicketStore for GuideStore {
         if let Some(outcome) = st.replay(cmd.idempotency.as_ref())? {
             return outcome.into_payment();
         }
-        let window = st.window(reservation.option_id)?;
-        let states: Vec<SeatState> = st
-            .seats(&reservation.seat_ids, cmd.fence)?
-            .iter()
-            .map(|s| s.state)
-            .collect();
-        let balance = st.balance(cmd.user_id);
+        let (window, states, balance) = st.load_for(&reservation, cmd.fence)?;
         let d = rules::decide_confirm(
             &cmd,
             &window,
@@ -318,13 +319,7 @@ impl TicketStore for GuideStore {
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
         let mut st = self.state();
         let reservation = st.reservation(cmd.reservation_id, cmd.user_id)?;
-        let window = st.window(reservation.option_id)?;
-        let states: Vec<SeatState> = st
-            .seats(&reservation.seat_ids, cmd.fence)?
-            .iter()
-            .map(|s| s.state)
-            .collect();
-        let balance = st.balance(cmd.user_id);
+        let (window, states, balance) = st.load_for(&reservation, cmd.fence)?;
         let d = rules::decide_cancel(&cmd, &window, &reservation, balance, &states)?;
         st.write_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         st.wallets.insert(cmd.user_id, d.balance);

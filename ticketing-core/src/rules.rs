@@ -25,7 +25,7 @@ pub use commands::{
 };
 pub use sale::{
     check_cancel_before_show, check_sale, check_sale_not_ended, close_sale, sale_end,
-    validate_sale_window,
+    validate_sale_window, with_sale_window,
 };
 
 use crate::domain::{Reservation, ReservationStatus, SeatState};

@@ -386,12 +386,7 @@ impl TicketStore for MemoryStore {
             .options
             .get_mut(&option)
             .ok_or_else(|| Error::not_found("option", option))?;
-        let next = ShowOption {
-            sale_opens_at: opens_at,
-            sale_closes_at: closes_at,
-            ..stored.clone()
-        };
-        rules::validate_sale_window(&next.sale_window())?;
+        let next = rules::with_sale_window(stored, opens_at, closes_at)?;
         *stored = next.clone();
         Ok(next)
     }

@@ -826,13 +826,7 @@ impl TicketStore for PgStore {
     ) -> Result<ShowOption> {
         // An option's start never changes, so the window is checked against the one read. The
         // change waits for the commands deciding on the option's seats (see `sale_window`).
-        let stored = self.option(option).await?;
-        let next = ShowOption {
-            sale_opens_at: opens_at,
-            sale_closes_at: closes_at,
-            ..stored
-        };
-        rules::validate_sale_window(&next.sale_window())?;
+        rules::with_sale_window(&self.option(option).await?, opens_at, closes_at)?;
         let row = sqlx::query(sql!("option_sale_set"))
             .bind(option.0)
             .bind(opens_at)

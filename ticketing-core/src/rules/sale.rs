@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::SaleWindow;
+use crate::domain::{SaleWindow, ShowOption};
 use crate::error::Error;
 
 /// The first instant after the sale: `closes_at`, or the show's start when it has none (no
@@ -59,6 +59,23 @@ pub fn close_sale(window: &SaleWindow, now: DateTime<Utc>) -> SaleWindow {
         opens_at: window.opens_at.filter(|at| *at < end),
         closes_at: Some(end),
     }
+}
+
+/// `option` with its sale window set to `opens_at`..`closes_at`, checked by
+/// [`validate_sale_window`] against the option's (never changing) start: what a store writes for
+/// `TicketStore::set_sale_window`.
+pub fn with_sale_window(
+    option: &ShowOption,
+    opens_at: Option<DateTime<Utc>>,
+    closes_at: Option<DateTime<Utc>>,
+) -> Result<ShowOption, Error> {
+    let next = ShowOption {
+        sale_opens_at: opens_at,
+        sale_closes_at: closes_at,
+        ..option.clone()
+    };
+    validate_sale_window(&next.sale_window())?;
+    Ok(next)
 }
 
 /// Check a window before it is stored: a sale that would end before it opens is an
