@@ -453,12 +453,10 @@ impl TicketStore for GuideStore {
 }
 
 async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-    use ticketing_core::testkit::{TestBackend, queue_config};
-    Some(TestBackend::new(
+    Some(ticketing_core::testkit::TestBackend::store_only(
         GuideStore::default(),
-        ticketing_memory::MemoryQueue::new(queue_config()),
     ))
 }
 
-ticketing_core::conformance_suite!(backend);
+ticketing_core::store_suite!(backend);
 ticketing_core::fencing_conformance!(backend);

@@ -4,9 +4,8 @@
 
 mod common;
 
-use ticketing_core::testkit::{Harness, TestBackend, pay_request, queue_config};
+use ticketing_core::testkit::{Harness, TestBackend, pay_request};
 use ticketing_core::{ErrorCode, Points, ReservationStatus, SeatStatus};
-use ticketing_memory::MemoryQueue;
 use ticketing_postgres::{PgConfig, PgStore};
 
 #[tokio::test]
@@ -20,7 +19,7 @@ async fn a_payment_aborted_after_the_debit_changes_nothing() {
         return;
     };
     let store = PgStore::new(pool.clone(), config);
-    let h = Harness::new(TestBackend::new(store, MemoryQueue::new(queue_config()))).await;
+    let h = Harness::new(TestBackend::store_only(store)).await;
     let (victim, other) = (h.user(1), h.user(2));
     // The crash point: the statement after the debit fails for the victim's payments.
     let function = format!(

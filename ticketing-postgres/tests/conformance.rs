@@ -1,14 +1,15 @@
-//! The whole conformance suite on real PostgreSQL, for each strategy.
+//! The store conformance suite (and the store's fencing check) on real PostgreSQL, for each
+//! strategy and mode. The waiting queue is not PostgreSQL's: its suite runs with the memory and
+//! Redis queues.
 
 mod common;
 
-use ticketing_core::testkit::{TestBackend, queue_config};
-use ticketing_memory::MemoryQueue;
+use ticketing_core::testkit::TestBackend;
 use ticketing_postgres::PgConfig;
 
 async fn backend(config: PgConfig) -> Option<TestBackend> {
     let store = common::fresh_store(config).await?;
-    Some(TestBackend::new(store, MemoryQueue::new(queue_config())))
+    Some(TestBackend::store_only(store))
 }
 
 #[cfg(feature = "pessimistic")]
@@ -25,7 +26,7 @@ mod pessimistic {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
@@ -43,7 +44,7 @@ mod pessimistic_nowait {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
@@ -59,7 +60,7 @@ mod optimistic {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
@@ -80,7 +81,7 @@ mod batched {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
@@ -100,6 +101,6 @@ mod batched_nowait {
         .await
     }
 
-    ticketing_core::conformance_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }

@@ -1,14 +1,21 @@
-//! The conformance suite every backend runs (feature `testkit`).
+//! The conformance suites every backend runs (feature `testkit`), one per trait.
 //!
-//! Plain async test functions in [`cases`], a model-based property test in [`model`], and one
-//! macro, [`conformance_suite!`](crate::conformance_suite), that a backend's test file invokes
-//! with a factory to get them all as `#[tokio::test]`s:
+//! Plain async test functions in [`cases`], a model-based property test in [`model`], and a
+//! macro per suite that a backend's test file invokes with a factory to get them as
+//! `#[tokio::test]`s:
+//!
+//! - [`store_suite!`](crate::store_suite): a [`TicketStore`] (and the model test);
+//! - [`fencing_conformance!`](crate::fencing_conformance): a store's own fencing-token check;
+//! - [`queue_suite!`](crate::queue_suite): a [`WaitingQueue`] and the service's gate;
+//! - [`conformance_suite!`](crate::conformance_suite): the store and queue suites together;
+//! - [`lock_manager_suite!`](crate::lock_manager_suite): a [`LockManager`](crate::LockManager).
 //!
 //! ```ignore
 //! async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-//!     Some(TestBackend::new(MyStore::new(), MyQueue::new(testkit::queue_config())))
+//!     Some(TestBackend::store_only(MyStore::new()))
 //! }
-//! ticketing_core::conformance_suite!(backend);
+//! ticketing_core::store_suite!(backend);
+//! ticketing_core::fencing_conformance!(backend);
 //! ```
 //!
 //! The factory returns `None` to skip (a backend whose server is not configured), and must give
@@ -35,13 +42,14 @@ pub mod hints;
 pub mod locks;
 pub mod model;
 
-/// What a backend hands the suite: a store and a waiting queue built with [`queue_config`].
+/// What a backend hands the suites: a store, and for the queue suite a waiting queue built
+/// with [`queue_config`].
 #[derive(Debug, Clone)]
 pub struct TestBackend {
-    /// The store under test.
+    /// The store under test (or, in the queue suite, the store the gate reads).
     pub store: Arc<dyn TicketStore>,
-    /// The waiting queue under test.
-    pub queue: Arc<dyn WaitingQueue>,
+    /// The waiting queue under test; `None` for the store suite alone.
+    pub queue: Option<Arc<dyn WaitingQueue>>,
 }
 
 impl TestBackend {
@@ -49,7 +57,16 @@ impl TestBackend {
     pub fn new(store: impl TicketStore, queue: impl WaitingQueue) -> Self {
         Self {
             store: Arc::new(store),
-            queue: Arc::new(queue),
+            queue: Some(Arc::new(queue)),
+        }
+    }
+
+    /// A store alone, for [`store_suite!`](crate::store_suite) and
+    /// [`fencing_conformance!`](crate::fencing_conformance).
+    pub fn store_only(store: impl TicketStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            queue: None,
         }
     }
 }
@@ -83,8 +100,8 @@ pub fn fresh_base() -> i64 {
 pub struct Harness {
     /// The store.
     pub store: Arc<dyn TicketStore>,
-    /// The queue.
-    pub queue: Arc<dyn WaitingQueue>,
+    /// The queue, if the backend has one (the queue suite's cases need it).
+    pub queue: Option<Arc<dyn WaitingQueue>>,
     /// The clock every service here uses.
     pub clock: ManualClock,
     /// A service without queue gating, cap 4, hold TTL 5 minutes.
@@ -159,9 +176,16 @@ impl Harness {
     }
 
     /// A service over the same store, queue and clock that requires admitted queue tokens.
+    ///
+    /// # Panics
+    /// If the backend has no queue: only the queue suite's cases call this.
     pub fn gated_service(&self) -> TicketingService {
+        let queue = self
+            .queue
+            .clone()
+            .expect("a queue case run on a backend without a queue: use queue_suite!");
         self.service_with(ServiceConfig::default())
-            .with_queue(self.queue.clone())
+            .with_queue(queue)
     }
 
     /// The `n`th user of this test (n from 0).
@@ -261,12 +285,14 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Error>, code: ErrorCode
     }
 }
 
-/// Generate every conformance test for a backend factory: an `async fn() ->
-/// Option<TestBackend>` (returning `None` skips each test, after printing why). Attributes
-/// after a `;` are put on every test, e.g. to show them as not run when a server is missing:
-/// `conformance_suite!(backend; #[cfg_attr(no_server, ignore = "needs a server")])`.
+/// Generate the store conformance tests for a backend factory: an `async fn() ->
+/// Option<TestBackend>` (returning `None` skips each test, after printing why), whose store is
+/// under test; its queue may be absent ([`TestBackend::store_only`]). Also the model-based
+/// property test. Attributes after a `;` are put on every test, e.g. to show them as not run
+/// when a server is missing: `store_suite!(backend; #[cfg_attr(no_server, ignore = "needs a
+/// server")])`.
 #[macro_export]
-macro_rules! conformance_suite {
+macro_rules! store_suite {
     ($factory:path $(; #[$attr:meta])*) => {
         $crate::__conformance_cases!($factory, [$(#[$attr])*];
             catalog_lists_what_was_seeded,
@@ -307,20 +333,11 @@ macro_rules! conformance_suite {
             closing_a_sale_stops_holds_and_payments_at_once,
             payments_check_the_end_and_refunds_stop_at_the_show,
             closing_a_sale_stops_the_holds_in_flight,
-            queue_is_fifo_and_idempotent_per_user,
-            queue_admits_by_rate_and_max_active,
-            queue_lengths_count_waiting_and_admitted,
-            admitted_token_expires_and_rejoining_gets_a_new_token,
-            gated_hold_needs_an_admitted_token_of_the_same_user_and_concert,
-            leaving_an_admitted_token_frees_its_place_at_once,
-            a_waiting_token_that_leaves_is_never_admitted,
-            paying_ends_the_buyers_queue_token,
             concurrent_holds_on_one_seat_have_one_winner,
             concurrent_payments_never_overdraw,
             concurrent_overlapping_holds_never_share_a_seat,
             concurrent_holds_by_one_user_respect_the_cap,
             concurrent_retries_with_one_key_hold_once,
-            concurrent_admitters_never_exceed_max_active,
             concurrent_sweepers_expire_each_hold_once,
         );
 
@@ -329,6 +346,37 @@ macro_rules! conformance_suite {
         fn model_based_random_operations_keep_every_invariant() {
             $crate::testkit::model::check(|| ::std::boxed::Box::pin($factory()));
         }
+    };
+}
+
+/// Generate the waiting-queue conformance tests for a backend factory whose queue is under test
+/// (FIFO, rate and max-active admission, expiry, leaving, and the service's gate on holds and
+/// payments). The factory's store only serves the gate: any conforming store will do, e.g. the
+/// memory store. Attributes as for [`store_suite!`](crate::store_suite).
+#[macro_export]
+macro_rules! queue_suite {
+    ($factory:path $(; #[$attr:meta])*) => {
+        $crate::__conformance_cases!($factory, [$(#[$attr])*];
+            queue_is_fifo_and_idempotent_per_user,
+            queue_admits_by_rate_and_max_active,
+            queue_lengths_count_waiting_and_admitted,
+            admitted_token_expires_and_rejoining_gets_a_new_token,
+            gated_hold_needs_an_admitted_token_of_the_same_user_and_concert,
+            leaving_an_admitted_token_frees_its_place_at_once,
+            a_waiting_token_that_leaves_is_never_admitted,
+            paying_ends_the_buyers_queue_token,
+            concurrent_admitters_never_exceed_max_active,
+        );
+    };
+}
+
+/// Both [`store_suite!`](crate::store_suite) and [`queue_suite!`](crate::queue_suite), for a
+/// factory whose store and queue are both under test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:path $(; #[$attr:meta])*) => {
+        $crate::store_suite!($factory $(; #[$attr])*);
+        $crate::queue_suite!($factory $(; #[$attr])*);
     };
 }
 
@@ -399,13 +447,39 @@ mod registration {
         set
     }
 
+    /// Every file of `cases/` (a new one must be added here: the next test checks that the
+    /// module declares no other).
+    const CASE_FILES: [&str; 11] = [
+        include_str!("cases/cancels.rs"),
+        include_str!("cases/caps.rs"),
+        include_str!("cases/catalog.rs"),
+        include_str!("cases/fencing.rs"),
+        include_str!("cases/holds.rs"),
+        include_str!("cases/idempotency.rs"),
+        include_str!("cases/payments.rs"),
+        include_str!("cases/queue.rs"),
+        include_str!("cases/races.rs"),
+        include_str!("cases/records.rs"),
+        include_str!("cases/sale.rs"),
+    ];
+
+    #[test]
+    fn every_case_file_is_read_by_the_registration_check() {
+        let declared = include_str!("cases/mod.rs")
+            .lines()
+            .filter(|l| l.starts_with("mod "))
+            .count();
+        assert_eq!(declared, CASE_FILES.len());
+        assert_eq!(cases(include_str!("cases/mod.rs")), Vec::<String>::new());
+    }
+
     #[test]
     fn every_store_case_is_registered_once_and_every_registration_is_a_case() {
         let this = include_str!("mod.rs");
-        let mut listed = registered(this, "conformance_suite");
+        let mut listed = registered(this, "store_suite");
+        listed.extend(registered(this, "queue_suite"));
         listed.extend(registered(this, "fencing_conformance"));
-        let mut written = cases(include_str!("cases.rs"));
-        written.extend(cases(include_str!("cases/sale.rs")));
+        let written = CASE_FILES.iter().flat_map(|src| cases(src)).collect();
         assert_eq!(once(listed), once(written));
     }
 
