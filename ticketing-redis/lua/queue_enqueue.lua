@@ -1,8 +1,8 @@
 -- Join a concert's line; the same user gets the same token back unless its admission lapsed.
--- KEYS[1]: the user's token key, KEYS[2]: the sequence counter, KEYS[3]: the waiting set,
--- KEYS[4]: the set of concerts with a line.
--- ARGV[1]: a new token, ARGV[2]: user id, ARGV[3]: now (microseconds), ARGV[4]: token key prefix,
--- ARGV[5]: concert id.
+-- KEYS[1]: the user's token key, KEYS[2]: the sequence counter, KEYS[3]: the waiting set (all
+-- in the concert's slot; the caller adds the concert to the set of lines first, a key of
+-- another slot on a cluster).
+-- ARGV[1]: a new token, ARGV[2]: user id, ARGV[3]: now (microseconds), ARGV[4]: token key prefix.
 -- Returns {token, 1 if new else 0}.
 local existing = redis.call('GET', KEYS[1])
 if existing then
@@ -18,5 +18,4 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 redis.call('HSET', ARGV[4] .. ARGV[1], 'user', ARGV[2], 'seq', seq)
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[5])
 return {ARGV[1], 1}

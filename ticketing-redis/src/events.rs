@@ -1,10 +1,10 @@
 //! Publishing outbox events to a Redis Stream (at-least-once; consumers de-duplicate by the
 //! `event_id` field).
 
-use redis::aio::ConnectionManager;
 use ticketing_core::{Error, EventSink, OutboxRecord, Result, async_trait};
 
 use crate::backend;
+use crate::connection::RedisConnection;
 
 /// Appends outbox records to one stream, as entries with fields `event_id`, `seq`, `payload`.
 ///
@@ -13,7 +13,7 @@ use crate::backend;
 /// fall further behind than the cap lose the oldest events: size it for the longest pause.
 #[derive(Clone)]
 pub struct RedisEventPublisher {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     stream: String,
     max_len: usize,
 }
@@ -32,9 +32,9 @@ impl RedisEventPublisher {
     pub const DEFAULT_MAX_LEN: usize = 1_000_000;
 
     /// A publisher to the stream at key `stream`, capped at [`Self::DEFAULT_MAX_LEN`] entries.
-    pub fn new(conn: ConnectionManager, stream: impl Into<String>) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, stream: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             stream: stream.into(),
             max_len: Self::DEFAULT_MAX_LEN,
         }

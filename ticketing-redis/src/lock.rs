@@ -4,11 +4,11 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, Utc};
 use redis::Script;
-use redis::aio::ConnectionManager;
 use ticketing_core::{Acquired, Error, FencingToken, Lease, LockManager, Result, async_trait};
 use uuid::Uuid;
 
 use crate::backend;
+use crate::connection::RedisConnection;
 
 static ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/lock_acquire.lua")));
@@ -20,7 +20,7 @@ static RELEASE_TAKEN: LazyLock<Script> =
 /// Leases keys in Redis; fencing tokens come from a counter kept beside each key.
 #[derive(Clone)]
 pub struct RedisLockManager {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 
@@ -34,9 +34,9 @@ impl std::fmt::Debug for RedisLockManager {
 
 impl RedisLockManager {
     /// A lock manager whose keys all start with `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
+    pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
         }
     }

@@ -4,7 +4,6 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use ticketing_core::{
     ConcertId, Error, QueueConfig, QueueEntry, QueueLength, QueueTicket, QueueToken, Result,
@@ -13,6 +12,7 @@ use ticketing_core::{
 use uuid::Uuid;
 
 use crate::backend;
+use crate::connection::RedisConnection;
 
 static ENQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/queue_enqueue.lua")));
@@ -26,7 +26,7 @@ static ADMIT: LazyLock<Script> =
 /// The waiting room in Redis; any number of processes may share it.
 #[derive(Clone)]
 pub struct RedisQueue {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     config: QueueConfig,
 }
@@ -46,9 +46,13 @@ fn micros(t: DateTime<Utc>) -> i64 {
 
 impl RedisQueue {
     /// A queue whose keys start with `prefix`, admitting as `config` says.
-    pub fn new(conn: ConnectionManager, prefix: impl Into<String>, config: QueueConfig) -> Self {
+    pub fn new(
+        conn: impl Into<RedisConnection>,
+        prefix: impl Into<String>,
+        config: QueueConfig,
+    ) -> Self {
         Self {
-            conn,
+            conn: conn.into(),
             prefix: prefix.into(),
             config,
         }
@@ -81,17 +85,23 @@ impl WaitingQueue for RedisQueue {
         now: DateTime<Utc>,
     ) -> Result<(QueueTicket, bool)> {
         let fresh = format!("{}.{}", concert, Uuid::new_v4().simple());
+        let mut conn = self.conn.clone();
+        // The set of lines first, so the admitter never misses a line that has someone in it
+        // (a line in the set that stays empty costs the admitter one script call). It is a key
+        // of another cluster slot than the line's, so it cannot be in the script.
+        let _: u8 = conn
+            .sadd(self.concerts_key(), concert.0)
+            .await
+            .map_err(backend)?;
         let (token, created): (String, u8) = ENQUEUE
             .key(self.key(concert, &format!("u:{user}")))
             .key(self.key(concert, "seq"))
             .key(self.key(concert, "waiting"))
-            .key(self.concerts_key())
             .arg(&fresh)
             .arg(user.0)
             .arg(micros(now))
             .arg(self.key(concert, "t:"))
-            .arg(concert.0)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut conn)
             .await
             .map_err(backend)?;
         let ticket = self.status(&QueueToken(token), now).await?;
