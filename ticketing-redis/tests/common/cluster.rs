@@ -72,13 +72,16 @@ fn start() -> Vec<u16> {
             std::process::id(),
             dir = dir.display()
         );
-        Command::new("sh")
-            .args(["-c", &watched])
+        // In the background of a shell that returns at once: the node and its watchdog are
+        // nobody's children to wait for.
+        let started = Command::new("sh")
+            .args(["-c", &format!("( {watched} ) &")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("starting redis-server");
+        assert!(started.success(), "starting redis-server: {started}");
     }
     for &port in &ports {
         wait_for("a cluster node", || cli(port, &["PING"]).trim() == "PONG");
@@ -123,12 +126,4 @@ pub async fn cluster() -> (RedisConnection, String) {
         conn,
         format!("ticketing:cluster:{}:", uuid::Uuid::new_v4().simple()),
     )
-}
-
-/// Keys each node holds now (`DBSIZE` per node).
-pub fn keys_per_node() -> Vec<u64> {
-    ports()
-        .iter()
-        .map(|&p| cli(p, &["DBSIZE"]).trim().parse().unwrap_or(0))
-        .collect()
 }
