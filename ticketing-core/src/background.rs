@@ -95,6 +95,10 @@ pub trait EventSink: Send + Sync + Debug + 'static {
     async fn publish(&self, records: &[OutboxRecord]) -> Result<()>;
 }
 
+/// Services hold `Arc<dyn EventSink>`: this fails to compile if the trait stops being
+/// dyn-compatible.
+const _: Option<&dyn EventSink> = None;
+
 /// Reads unpublished outbox rows in order, publishes them, then marks them published.
 /// At-least-once: a crash (or another relay) between publishing and marking delivers the same
 /// events again; consumers de-duplicate by event id.

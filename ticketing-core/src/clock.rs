@@ -11,6 +11,10 @@ pub trait Clock: Send + Sync + Debug + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// Services hold `Arc<dyn Clock>`: this fails to compile if the trait stops being
+/// dyn-compatible.
+const _: Option<&dyn Clock> = None;
+
 /// The system's wall clock, to the microsecond (the precision databases keep, so an instant
 /// read back from storage compares equal to the one written).
 #[derive(Debug, Clone, Copy, Default)]

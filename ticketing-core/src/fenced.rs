@@ -151,6 +151,7 @@ impl FencedStore {
             if let Some(lease) = self.locks.try_acquire(keys, self.lease).await? {
                 return Ok(Some(lease));
             }
+            tracing::debug!(target: "ticketing::lock", ?keys, attempt, "lease busy");
             if attempt + 1 < attempts {
                 self.pause(attempt).await;
             }
@@ -189,9 +190,9 @@ impl FencedStore {
     /// Leave the hint the write asks for, and release the lease. A lapsed lease is harmless
     /// here: the fencing token already kept the write safe (and a lapsed lease leaves no hint).
     async fn finish<T>(&self, lease: &Lease, result: Result<(T, Hint)>) -> Result<T> {
-        match result {
+        let (released, result) = match result {
             Ok((value, hint)) => {
-                let _ = match hint {
+                let released = match hint {
                     Hint::TakenUntil(until) => self.locks.release_taken(lease, until).await,
                     Hint::Freed => match self.locks.clear_taken(&lease.keys).await {
                         Ok(()) => self.locks.release(lease).await,
@@ -199,13 +200,36 @@ impl FencedStore {
                     },
                     Hint::None => self.locks.release(lease).await,
                 };
-                Ok(value)
+                (released, Ok(value))
             }
             Err(e) => {
-                let _ = self.locks.release(lease).await;
-                Err(e)
+                if matches!(e, Error::LockLost) {
+                    tracing::debug!(
+                        target: "ticketing::lock",
+                        keys = ?lease.keys,
+                        token = %lease.token,
+                        "write refused: the lease was lost to a newer token"
+                    );
+                }
+                (self.locks.release(lease).await, Err(e))
             }
+        };
+        match released {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!(
+                target: "ticketing::lock",
+                keys = ?lease.keys,
+                token = %lease.token,
+                "the lease had lapsed before its release (the fencing token kept the write safe)"
+            ),
+            Err(e) => tracing::debug!(
+                target: "ticketing::lock",
+                keys = ?lease.keys,
+                error = %e,
+                "releasing a lease failed; it lapses at its end"
+            ),
         }
+        result
     }
 
     fn busy() -> Error {
@@ -217,6 +241,8 @@ impl FencedStore {
     }
 }
 
+// A wrapper forwards every method, defaults included, or it silently loses the inner one's.
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl TicketStore for FencedStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {
@@ -290,6 +316,11 @@ impl TicketStore for FencedStore {
                         None => false,
                     };
                     if !used {
+                        tracing::debug!(
+                            target: "ticketing::lock",
+                            ?taken,
+                            "hold refused early by a taken hint"
+                        );
                         let seats = cmd
                             .seat_ids
                             .iter()

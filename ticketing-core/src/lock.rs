@@ -86,6 +86,10 @@ pub trait LockManager: Send + Sync + Debug + 'static {
     }
 }
 
+/// Services hold `Arc<dyn LockManager>`: this fails to compile if the trait stops being
+/// dyn-compatible.
+const _: Option<&dyn LockManager> = None;
+
 /// `LockManager` stays usable as a trait object (services hold `Arc<dyn LockManager>`): a change
 /// that breaks that fails to compile here, beside the trait, not in a backend.
 const _: fn(&dyn LockManager) = |_| {};

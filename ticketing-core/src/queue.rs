@@ -213,6 +213,10 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     }
 }
 
+/// Services hold `Arc<dyn WaitingQueue>`: this fails to compile if the trait stops being
+/// dyn-compatible.
+const _: Option<&dyn WaitingQueue> = None;
+
 /// `WaitingQueue` stays usable as a trait object (services hold `Arc<dyn WaitingQueue>`): a change
 /// that breaks that fails to compile here, beside the trait, not in a backend.
 const _: fn(&dyn WaitingQueue) = |_| {};

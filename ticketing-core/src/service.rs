@@ -159,7 +159,17 @@ impl TicketingService {
     async fn replay(&self, key: Option<&IdempotencyKey>) -> Result<Option<StoredOutcome>> {
         let Some(key) = key else { return Ok(None) };
         match self.store.idempotency_record(key.user_id, &key.key).await? {
-            Some(record) => record.replay(&key.fingerprint).map(Some),
+            Some(record) => {
+                let replayed = record.replay(&key.fingerprint);
+                tracing::debug!(
+                    target: "ticketing::service",
+                    user = %key.user_id,
+                    key = %key.key,
+                    conflict = replayed.is_err(),
+                    "idempotency key seen before: the first answer is given again"
+                );
+                replayed.map(Some)
+            }
             None => Ok(None),
         }
     }

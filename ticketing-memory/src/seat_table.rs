@@ -253,6 +253,7 @@ where
         }
         return Ok(());
     }
+    tracing::debug!(target: "ticketing::memory", max_retries, "seat writes kept conflicting");
     Err(Error::Unavailable {
         message: format!("seat writes kept conflicting after {max_retries} retries"),
         retryable: true,

@@ -83,6 +83,8 @@ impl SlowAnswers {
     }
 }
 
+// A wrapper forwards every method, defaults included, or it silently loses the inner one's.
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl TicketStore for SlowAnswers {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {

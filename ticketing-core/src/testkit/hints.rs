@@ -44,6 +44,8 @@ impl CountingStore {
     }
 }
 
+// A wrapper forwards every method, defaults included, or it silently loses the inner one's.
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
 impl TicketStore for CountingStore {
     async fn seed(&self, catalog: &Catalog) -> Result<()> {

@@ -231,6 +231,13 @@ impl Worker {
                 if reruns >= if lost { RERUNS } else { 1 } {
                     break;
                 }
+                tracing::debug!(
+                    target: "ticketing::postgres",
+                    error = %e,
+                    commands = jobs.len(),
+                    connection_lost = lost,
+                    "batch failed before its commit: run again"
+                );
                 if lost {
                     tokio::time::sleep(Duration::from_millis(10 << (2 * reruns))).await;
                 }
@@ -254,6 +261,12 @@ impl Worker {
                 // A statement the server refused may be one command's fault: split, so the
                 // others go through. A lost connection or a pool timeout is nobody's: answer.
                 Err(Failure::BeforeCommit(e)) if jobs.len() > 1 && commands_may_be_at_fault(&e) => {
+                    tracing::debug!(
+                        target: "ticketing::postgres",
+                        error = %e,
+                        commands = jobs.len(),
+                        "batch refused by the database: split in two"
+                    );
                     let mut first = jobs;
                     let second = first.split_off(first.len() / 2);
                     // Run the first half first: arrival order is kept.

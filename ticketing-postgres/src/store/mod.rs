@@ -38,8 +38,14 @@ macro_rules! retrying {
             match $attempt.await {
                 Ok(v) => break Ok(v),
                 Err(Fail::Err(e)) => break Err(e),
-                Err(Fail::Retry(e)) if retries >= $self.config.max_retries => break Err(e),
-                Err(Fail::Retry(_)) => retries += 1,
+                Err(Fail::Retry(e)) if retries >= $self.config.max_retries => {
+                    tracing::debug!(target: "ticketing::postgres", error = %e, retries, "retries exhausted");
+                    break Err(e);
+                }
+                Err(Fail::Retry(e)) => {
+                    retries += 1;
+                    tracing::debug!(target: "ticketing::postgres", error = %e, retries, "transaction retried");
+                }
             }
         }
     }};
