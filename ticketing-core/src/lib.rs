@@ -39,6 +39,7 @@ mod idempotency;
 mod ids;
 mod lock;
 mod money;
+pub mod provider;
 mod queue;
 pub mod rules;
 mod service;
