@@ -1,7 +1,7 @@
 //! The store of `docs/implementing-a-backend.md`, whole: every method of [`TicketStore`] over
 //! one mutex-guarded state, each write following the protocol of the guide (replay the key →
 //! load → `rules` decides → write → event → remember, in one atomic step), and the whole
-//! conformance suite and model test run on it. It is the smallest correct store: one lock makes
+//! store suite, the model test and the fencing check run on it. It is the smallest correct store: one lock makes
 //! every command atomic, and every decision is `ticketing::rules`'s.
 
 use std::collections::{BTreeMap, HashMap};

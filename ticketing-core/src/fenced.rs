@@ -196,33 +196,37 @@ impl FencedStore {
                     Hint::TakenUntil(until) => self.locks.release_taken(lease, until).await,
                     Hint::Freed => match self.locks.clear_taken(&lease.keys).await {
                         Ok(()) => self.locks.release(lease).await,
-                        Err(e) => Err(e),
+                        Err(e) => {
+                            tracing::debug!(
+                                target: "ticketing::lock",
+                                keys = ?lease.keys,
+                                error = %e,
+                                "clearing the taken hints failed; they lapse at their end"
+                            );
+                            self.locks.release(lease).await
+                        }
                     },
                     Hint::None => self.locks.release(lease).await,
                 };
                 (released, Ok(value))
             }
-            Err(e) => {
-                if matches!(e, Error::LockLost) {
-                    tracing::debug!(
-                        target: "ticketing::lock",
-                        keys = ?lease.keys,
-                        token = %lease.token,
-                        "write refused: the lease was lost to a newer token"
-                    );
-                }
-                (self.locks.release(lease).await, Err(e))
-            }
+            Err(e) => (self.locks.release(lease).await, Err(e)),
         };
-        match released {
-            Ok(true) => {}
-            Ok(false) => tracing::debug!(
+        match (&result, released) {
+            (Err(Error::LockLost), _) => tracing::debug!(
+                target: "ticketing::lock",
+                keys = ?lease.keys,
+                token = %lease.token,
+                "write refused: the lease was lost to a newer token"
+            ),
+            (_, Ok(true)) => {}
+            (_, Ok(false)) => tracing::debug!(
                 target: "ticketing::lock",
                 keys = ?lease.keys,
                 token = %lease.token,
                 "the lease had lapsed before its release (the fencing token kept the write safe)"
             ),
-            Err(e) => tracing::debug!(
+            (_, Err(e)) => tracing::debug!(
                 target: "ticketing::lock",
                 keys = ?lease.keys,
                 error = %e,
@@ -334,6 +338,7 @@ impl TicketStore for FencedStore {
                     break;
                 }
                 _ => {
+                    tracing::debug!(target: "ticketing::lock", ?keys, attempt, "lease busy");
                     if attempt + 1 < attempts {
                         self.pause(attempt).await;
                     }

@@ -1,11 +1,28 @@
 //! Newtype identifiers, so a seat id can never be passed where a user id is meant.
 
 use std::fmt;
-use std::num::ParseIntError;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// A text that is not an id of the kind asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind}: {text:?}")]
+pub struct ParseIdError {
+    kind: &'static str,
+    text: String,
+}
+
+impl ParseIdError {
+    fn new(kind: &'static str, text: &str) -> Self {
+        Self {
+            kind,
+            // Enough to recognise it in a message; an id is never long.
+            text: text.chars().take(64).collect(),
+        }
+    }
+}
 
 macro_rules! int_id {
     ($(#[$meta:meta])* $name:ident) => {
@@ -40,11 +57,16 @@ macro_rules! int_id {
         }
 
         impl FromStr for $name {
-            type Err = ParseIntError;
+            type Err = ParseIdError;
 
-            /// The decimal integer, as [`Display`](fmt::Display) writes it.
+            /// The decimal integer exactly as [`Display`](fmt::Display) writes it (no sign
+            /// other than `-`, no leading zeros, no spaces).
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                s.parse().map(Self)
+                s.parse::<i64>()
+                    .ok()
+                    .filter(|n| n.to_string() == s)
+                    .map(Self)
+                    .ok_or_else(|| ParseIdError::new(stringify!($name), s))
             }
         }
     };
@@ -89,12 +111,15 @@ macro_rules! uuid_id {
         }
 
         impl FromStr for $name {
-            type Err = uuid::Error;
+            type Err = ParseIdError;
 
-            /// A UUID in any form [`Uuid::parse_str`] reads (the hyphenated form
-            /// [`Display`](fmt::Display) writes, among others).
+            /// A UUID in the hyphenated form [`Display`](fmt::Display) writes (any case).
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                Uuid::try_parse(s)
+                    .ok()
+                    .filter(|_| s.len() == 36)
+                    .map(Self)
+                    .ok_or_else(|| ParseIdError::new(stringify!($name), s))
             }
         }
     };
@@ -147,6 +172,12 @@ impl From<u64> for FencingToken {
     }
 }
 
+impl From<FencingToken> for u64 {
+    fn from(token: FencingToken) -> Self {
+        token.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,11 +188,18 @@ mod tests {
         assert_eq!(seat.to_string().parse::<SeatId>(), Ok(seat));
         assert_eq!(SeatId::from(42), seat);
         assert_eq!(i64::from(seat), 42);
-        assert!("4x2".parse::<SeatId>().is_err());
-        assert!("".parse::<UserId>().is_err());
+        for bad in ["4x2", "", "+42", "042", " 42", "42 "] {
+            assert!(bad.parse::<SeatId>().is_err(), "{bad:?}");
+        }
+        assert_eq!("-3".parse::<UserId>(), Ok(UserId(-3)));
         let r = ReservationId::new();
         assert_eq!(r.to_string().parse::<ReservationId>().ok(), Some(r));
         assert_eq!(Uuid::from(r), r.0);
         assert!("not-a-uuid".parse::<ReservationId>().is_err());
+        assert!(r.0.simple().to_string().parse::<ReservationId>().is_err());
+        assert_eq!(
+            "x".parse::<PaymentId>().map_err(|e| e.to_string()),
+            Err("not a valid PaymentId: \"x\"".to_owned())
+        );
     }
 }

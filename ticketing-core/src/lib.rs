@@ -9,7 +9,7 @@
 //! - [`TicketingService`]: validation, queue admission, per-user caps and idempotency keys in
 //!   front of exactly one atomic store call.
 //! - [`Error`] with a stable [`ErrorCode`] per variant.
-//! - `testkit` (feature): the conformance suite every backend runs.
+//! - `testkit` (feature): the conformance suites every backend runs, one per trait.
 //!
 //! Backends live in their own crates (`ticketing-memory`, ...); the `ticketing` facade
 //! re-exports them and shows the whole flow. The rules themselves need no backend:
@@ -57,7 +57,8 @@ pub use error::{BoxError, Error, ErrorCode, Result};
 pub use fenced::{FencedStore, SOLD_HINT, Sleep, seat_key};
 pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
 pub use ids::{
-    ConcertId, EventId, FencingToken, OptionId, PaymentId, ReservationId, SeatId, UserId,
+    ConcertId, EventId, FencingToken, OptionId, ParseIdError, PaymentId, ReservationId, SeatId,
+    UserId,
 };
 pub use lock::{Acquired, Lease, LockManager};
 pub use money::Points;

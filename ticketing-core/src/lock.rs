@@ -36,6 +36,10 @@ pub enum Acquired {
 }
 
 /// Leases several keys at once, all or none.
+///
+/// A manager may require the keys of one lease to live together: on a Redis Cluster they must
+/// share a hash slot (a `{tag}`, as [`seat_key`](crate::seat_key) gives every seat of one
+/// option), and a lease over keys of several slots is refused with an error.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait LockManager: Send + Sync + Debug + 'static {
@@ -85,10 +89,6 @@ pub trait LockManager: Send + Sync + Debug + 'static {
         Ok(())
     }
 }
-
-/// Services hold `Arc<dyn LockManager>`: this fails to compile if the trait stops being
-/// dyn-compatible.
-const _: Option<&dyn LockManager> = None;
 
 /// `LockManager` stays usable as a trait object (services hold `Arc<dyn LockManager>`): a change
 /// that breaks that fails to compile here, beside the trait, not in a backend.

@@ -201,8 +201,9 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
     /// many were admitted. Safe to run from several places at once.
     async fn admit(&self, now: DateTime<Utc>) -> Result<u64>;
 
-    /// For every concert that has had a line: how many wait and how many hold an admission
-    /// still valid at `now`. A snapshot for gauges and dashboards, not a guarantee.
+    /// For every concert someone has joined (or tried to join) the line of: how many wait and
+    /// how many hold an admission still valid at `now`. A snapshot for gauges and dashboards,
+    /// not a guarantee.
     async fn lengths(&self, now: DateTime<Utc>) -> Result<Vec<QueueLength>>;
 
     /// Whether `token` has the form this queue issues. Callers check it before anything is
@@ -212,10 +213,6 @@ pub trait WaitingQueue: Send + Sync + Debug + 'static {
         QueueToken::plausible(token)
     }
 }
-
-/// Services hold `Arc<dyn WaitingQueue>`: this fails to compile if the trait stops being
-/// dyn-compatible.
-const _: Option<&dyn WaitingQueue> = None;
 
 /// `WaitingQueue` stays usable as a trait object (services hold `Arc<dyn WaitingQueue>`): a change
 /// that breaks that fails to compile here, beside the trait, not in a backend.

@@ -161,13 +161,20 @@ impl TicketingService {
         match self.store.idempotency_record(key.user_id, &key.key).await? {
             Some(record) => {
                 let replayed = record.replay(&key.fingerprint);
-                tracing::debug!(
-                    target: "ticketing::service",
-                    user = %key.user_id,
-                    key = %key.key,
-                    conflict = replayed.is_err(),
-                    "idempotency key seen before: the first answer is given again"
-                );
+                match &replayed {
+                    Ok(_) => tracing::debug!(
+                        target: "ticketing::service",
+                        user = %key.user_id,
+                        key = ?key.key,
+                        "idempotency key seen before: the first answer is given again"
+                    ),
+                    Err(_) => tracing::debug!(
+                        target: "ticketing::service",
+                        user = %key.user_id,
+                        key = ?key.key,
+                        "idempotency key used before for another request: refused"
+                    ),
+                }
                 replayed.map(Some)
             }
             None => Ok(None),

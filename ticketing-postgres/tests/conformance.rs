@@ -1,6 +1,7 @@
 //! The store conformance suite (and the store's fencing check) on real PostgreSQL, for each
 //! strategy and mode. The waiting queue is not PostgreSQL's: its suite runs with the memory and
-//! Redis queues.
+//! Redis queues (the service's gate reads the store only through the trait; it runs over
+//! PostgreSQL with the Redis queue in `ticketing-redis/tests/production.rs`).
 
 mod common;
 

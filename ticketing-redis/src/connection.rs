@@ -8,10 +8,17 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 /// a Redis Cluster (a [`ClusterConnection`], which follows slot moves and failovers). Cheap to
 /// clone; the lock manager, the queue and the publisher take either (`impl Into<RedisConnection>`).
 ///
-/// On a cluster, the keys that a script touches together must share a slot: every key of this
-/// crate carries a hash tag for it (`{opt:<id>}` for the seat locks of one option, `{c:<id>}`
-/// for one concert's waiting line), so a key prefix must not contain `{`.
+/// On a cluster, the keys a script touches together must share a slot, so those keys carry a
+/// hash tag: `{opt:<id>}` for the seat locks of one option, `{c:<id>}` for one concert's waiting
+/// line (the set of lines and the event stream are keys of their own, used alone). A `{` in a
+/// key prefix would put every key in one slot (it still works, on one node).
+///
+/// Three queue scripts (joining, admission, leaving) also reach keys they read the names of in the
+/// script (a token's hash, a user's token key), always of the same concert's slot: a cluster
+/// serves them from the slot's node, but while that slot is being migrated between nodes such
+/// a call fails with a retryable error (`TRYAGAIN`/`ASK`), to be retried by the caller.
 #[derive(Clone)]
+#[non_exhaustive]
 pub enum RedisConnection {
     /// One server (or a primary with replicas behind one address).
     Single(ConnectionManager),

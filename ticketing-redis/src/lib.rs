@@ -71,8 +71,10 @@ pub async fn connect_with_root_ca(
 
 /// Connect to a Redis Cluster through any of its nodes (`redis://host:port` each; the others
 /// are discovered).
-pub async fn connect_cluster(nodes: &[&str]) -> Result<RedisConnection, Error> {
-    let client = redis::cluster::ClusterClient::new(nodes.to_vec())
+pub async fn connect_cluster<T: redis::IntoConnectionInfo>(
+    nodes: impl IntoIterator<Item = T>,
+) -> Result<RedisConnection, Error> {
+    let client = redis::cluster::ClusterClient::new(nodes)
         .map_err(|e| Error::backend("redis cluster node URLs", false, e))?;
     let conn = client
         .get_async_connection()

@@ -34,6 +34,11 @@ impl std::fmt::Debug for RedisLockManager {
 
 impl RedisLockManager {
     /// A lock manager whose keys all start with `prefix`.
+    ///
+    /// On a Redis Cluster the keys of one lease must share a hash slot: give them one `{tag}`
+    /// (every [`seat_key`](ticketing_core::seat_key) of one option has `{opt:<id>}`); a lease
+    /// over keys of several slots fails with a `CROSSSLOT` error (`unavailable`, not
+    /// retryable). A `{` in `prefix` would put every key in one slot.
     pub fn new(conn: impl Into<RedisConnection>, prefix: impl Into<String>) -> Self {
         Self {
             conn: conn.into(),

@@ -373,7 +373,10 @@ mod tests {
         assert_eq!(p.captured("lost"), Points(5));
         assert!(p.charge(&charge("late", 7)).await.is_err());
         assert!(p.charge(&charge("voided", 9)).await.is_err());
-        assert_eq!(p.status("late").await.expect("status"), ChargeStatus::Pending);
+        assert_eq!(
+            p.status("late").await.expect("status"),
+            ChargeStatus::Pending
+        );
         assert!(matches!(
             p.void("voided").await.expect("void"),
             ChargeOutcome::Declined { .. }

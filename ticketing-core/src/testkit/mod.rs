@@ -411,13 +411,43 @@ macro_rules! __conformance_cases {
 mod registration {
     use std::collections::BTreeSet;
 
-    /// The names of the `pub async fn`s of a source file.
+    /// The names of the store and queue cases of a source file.
     fn cases(src: &str) -> Vec<String> {
-        src.lines()
-            .filter_map(|l| l.strip_prefix("pub async fn "))
-            .filter_map(|l| l.split('(').next())
-            .map(str::to_owned)
-            .collect()
+        cases_taking(src, "TestBackend")
+    }
+
+    /// The names of the cases of a source file: every `async fn` whose signature names
+    /// `subject` (what a case is given), which must be a `pub async fn` at the top level
+    /// (anything else could never be run by a suite).
+    fn cases_taking(src: &str, subject: &str) -> Vec<String> {
+        let lines: Vec<&str> = src.lines().collect();
+        let mut names = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(at) = line.find("async fn ") else {
+                continue;
+            };
+            // The signature, up to its body, over as many lines as rustfmt wrapped it on.
+            let signature: String = lines[i..]
+                .iter()
+                .take(6)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let signature = signature.split('{').next().unwrap_or_default();
+            if !signature.contains(subject) {
+                continue;
+            }
+            assert!(
+                line.starts_with("pub async fn "),
+                "a case must be a top-level `pub async fn`: {line}"
+            );
+            let name = line[at + "async fn ".len()..]
+                .split(['(', '<'])
+                .next()
+                .unwrap_or_default();
+            names.push(name.to_owned());
+        }
+        names
     }
 
     /// The names a suite macro lists: the identifiers between its `[$(#[$attr])*];` and `);`.
@@ -447,40 +477,68 @@ mod registration {
         set
     }
 
-    /// Every file of `cases/` (a new one must be added here: the next test checks that the
-    /// module declares no other).
-    const CASE_FILES: [&str; 11] = [
-        include_str!("cases/cancels.rs"),
-        include_str!("cases/caps.rs"),
-        include_str!("cases/catalog.rs"),
-        include_str!("cases/fencing.rs"),
-        include_str!("cases/holds.rs"),
-        include_str!("cases/idempotency.rs"),
-        include_str!("cases/payments.rs"),
-        include_str!("cases/queue.rs"),
-        include_str!("cases/races.rs"),
-        include_str!("cases/records.rs"),
-        include_str!("cases/sale.rs"),
+    /// Every file of `cases/`, and the suite that runs its cases (a new file must be added
+    /// here: the next test checks that the module declares no other).
+    const CASE_FILES: [(&str, &str, &str); 11] = [
+        ("cancels", "store_suite", include_str!("cases/cancels.rs")),
+        ("caps", "store_suite", include_str!("cases/caps.rs")),
+        ("catalog", "store_suite", include_str!("cases/catalog.rs")),
+        (
+            "fencing",
+            "fencing_conformance",
+            include_str!("cases/fencing.rs"),
+        ),
+        ("holds", "store_suite", include_str!("cases/holds.rs")),
+        (
+            "idempotency",
+            "store_suite",
+            include_str!("cases/idempotency.rs"),
+        ),
+        ("payments", "store_suite", include_str!("cases/payments.rs")),
+        ("queue", "queue_suite", include_str!("cases/queue.rs")),
+        ("races", "store_suite", include_str!("cases/races.rs")),
+        ("records", "store_suite", include_str!("cases/records.rs")),
+        ("sale", "store_suite", include_str!("cases/sale.rs")),
     ];
 
     #[test]
     fn every_case_file_is_read_by_the_registration_check() {
-        let declared = include_str!("cases/mod.rs")
+        let src = include_str!("cases/mod.rs");
+        let declared: BTreeSet<&str> = src
             .lines()
-            .filter(|l| l.starts_with("mod "))
-            .count();
-        assert_eq!(declared, CASE_FILES.len());
-        assert_eq!(cases(include_str!("cases/mod.rs")), Vec::<String>::new());
+            .filter_map(|l| l.trim().strip_suffix(';'))
+            .filter_map(|l| l.split("mod ").nth(1))
+            .filter(|name| !name.contains(' '))
+            .collect();
+        let read: BTreeSet<&str> = CASE_FILES.iter().map(|(name, _, _)| *name).collect();
+        assert_eq!(declared, read);
+        assert_eq!(
+            cases(src),
+            Vec::<String>::new(),
+            "cases belong in the case files"
+        );
     }
 
     #[test]
-    fn every_store_case_is_registered_once_and_every_registration_is_a_case() {
+    fn every_case_is_registered_once_in_the_suite_of_its_file() {
         let this = include_str!("mod.rs");
-        let mut listed = registered(this, "store_suite");
-        listed.extend(registered(this, "queue_suite"));
-        listed.extend(registered(this, "fencing_conformance"));
-        let written = CASE_FILES.iter().flat_map(|src| cases(src)).collect();
-        assert_eq!(once(listed), once(written));
+        for suite in ["store_suite", "queue_suite", "fencing_conformance"] {
+            let written = CASE_FILES
+                .iter()
+                .filter(|(_, of, _)| *of == suite)
+                .flat_map(|(_, _, src)| cases(src))
+                .collect();
+            assert_eq!(once(registered(this, suite)), once(written), "{suite}");
+        }
+    }
+
+    #[test]
+    fn a_case_that_is_not_a_top_level_pub_async_fn_is_caught() {
+        let wrapped = "pub async fn wrapped(\n    b: TestBackend,\n) {\n}\n";
+        assert_eq!(cases(wrapped), ["wrapped"]);
+        let hidden = "pub(crate) async fn hidden(b: TestBackend) {}";
+        assert!(std::panic::catch_unwind(|| cases(hidden)).is_err());
+        assert!(cases("async fn helper(h: &Harness) {}").is_empty());
     }
 
     #[test]
@@ -488,7 +546,7 @@ mod registration {
         let src = include_str!("locks.rs");
         assert_eq!(
             once(registered(src, "lock_manager_suite")),
-            once(cases(src))
+            once(cases_taking(src, "Arc<dyn LockManager>"))
         );
     }
 }

@@ -70,11 +70,11 @@ pub struct PgStore {
 /// Due holds expired per transaction.
 const EXPIRY_CHUNK: usize = 64;
 
-pub(super) fn ids(seats: &[SeatId]) -> Vec<i64> {
+fn ids(seats: &[SeatId]) -> Vec<i64> {
     seats.iter().map(|s| s.0).collect()
 }
 
-pub(super) fn lost_race() -> Fail {
+fn lost_race() -> Fail {
     Fail::Retry(Error::Unavailable {
         message: "seats changed while being written; retries exhausted".into(),
         retryable: true,
@@ -120,7 +120,7 @@ impl PgStore {
         self.batcher.as_ref().map(|b| b.stats())
     }
 
-    pub(super) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Fail> {
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, Fail> {
         Ok(self
             .pool
             .begin_with(sqlx::AssertSqlSafe(sql!("command_begin")))
@@ -130,7 +130,7 @@ impl PgStore {
 
 /// Commit a command's transaction. A commit the server refused (serialization, a deferred
 /// constraint) did not happen; one that got no answer (a lost connection) may have.
-pub(super) async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), Fail> {
+async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), Fail> {
     tx.commit().await.map_err(|e| {
         if commit_refused(&e) {
             return Fail::from(e);

@@ -9,53 +9,62 @@ use std::time::{Duration, Instant};
 
 use ticketing_redis::RedisConnection;
 
-/// The nodes' ports, once the cluster is up (every slot served).
-static CLUSTER: OnceLock<Vec<u16>> = OnceLock::new();
+/// The nodes' ports once the cluster is up (every slot served), or why it could not start:
+/// the first failure is kept, so the other tests fail at once instead of starting nodes again.
+static CLUSTER: OnceLock<Result<Vec<u16>, String>> = OnceLock::new();
 
-/// A port free now whose cluster bus port (+10000) is free too.
-fn free_port(taken: &[u16]) -> u16 {
-    for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("binding a loopback port");
-        if port < 55_000
-            && !taken.contains(&port)
-            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+/// A port free now whose cluster bus port (+10000) is free too, both below the range the
+/// kernel hands out for outgoing connections (32768 up), so a test's client socket cannot take
+/// one between this check and the node's bind; and neither meets another node's pair.
+fn free_port(taken: &[u16]) -> Result<u16, String> {
+    let seed = uuid::Uuid::new_v4().as_u128();
+    for i in 0..2_000u128 {
+        let port = 20_000 + ((seed + i * 7_919) % 2_700) as u16;
+        let bus = port + 10_000;
+        let clashes = taken
+            .iter()
+            .any(|&t| [t, t + 10_000].iter().any(|&p| p == port || p == bus));
+        if !clashes
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", bus)).is_ok()
         {
-            return port;
+            return Ok(port);
         }
     }
-    panic!("no free pair of loopback ports for a cluster node");
+    Err("no free pair of loopback ports for a cluster node".into())
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
-        .output()
-        .expect("running redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .output();
+    // No redis-cli: an empty answer, and the wait for the node times out saying what it waited for.
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
 }
 
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
+    Ok(())
 }
 
-fn start() -> Vec<u16> {
+fn start() -> Result<Vec<u16>, String> {
     let dir = std::env::temp_dir().join(format!(
         "ticketing-cluster-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    std::fs::create_dir_all(&dir).expect("a directory for the cluster's node files");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("a directory for the node files: {e}"))?;
     let mut ports = Vec::new();
     for _ in 0..3 {
-        let port = free_port(&ports);
+        let port = free_port(&ports)?;
         ports.push(port);
         let node = format!(
             "redis-server --port {port} --bind 127.0.0.1 --cluster-enabled yes \
@@ -74,17 +83,16 @@ fn start() -> Vec<u16> {
         );
         // In the background of a shell that returns at once: the node and its watchdog are
         // nobody's children to wait for.
-        let started = Command::new("sh")
+        Command::new("sh")
             .args(["-c", &format!("( {watched} ) &")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .expect("starting redis-server");
-        assert!(started.success(), "starting redis-server: {started}");
+            .map_err(|e| format!("starting a shell for redis-server: {e}"))?;
     }
     for &port in &ports {
-        wait_for("a cluster node", || cli(port, &["PING"]).trim() == "PONG");
+        wait_for("a cluster node", || cli(port, &["PING"]).trim() == "PONG")?;
     }
     let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let created = Command::new("redis-cli")
@@ -92,24 +100,31 @@ fn start() -> Vec<u16> {
         .args(&nodes)
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .output()
-        .expect("running redis-cli --cluster create");
-    assert!(
-        created.status.success(),
-        "redis-cli --cluster create failed: {}",
-        String::from_utf8_lossy(&created.stdout)
-    );
+        .map_err(|e| format!("running redis-cli --cluster create: {e}"))?;
+    if !created.status.success() {
+        return Err(format!(
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&created.stdout)
+        ));
+    }
     for &port in &ports {
         wait_for("every slot to be served", || {
             let info = cli(port, &["CLUSTER", "INFO"]);
             info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
-        });
+        })?;
     }
-    ports
+    Ok(ports)
 }
 
 /// The cluster's node ports (starting it on first use).
+///
+/// # Panics
+/// If the cluster could not be started (every test using it fails with the first reason).
 pub fn ports() -> &'static [u16] {
-    CLUSTER.get_or_init(start)
+    match CLUSTER.get_or_init(start) {
+        Ok(ports) => ports,
+        Err(why) => panic!("the test cluster did not start: {why}"),
+    }
 }
 
 /// A connection to the cluster and a fresh key prefix (tests share the cluster, not keys).
@@ -118,8 +133,7 @@ pub async fn cluster() -> (RedisConnection, String) {
         .iter()
         .map(|p| format!("redis://127.0.0.1:{p}"))
         .collect();
-    let nodes: Vec<&str> = nodes.iter().map(String::as_str).collect();
-    let conn = ticketing_redis::connect_cluster(&nodes)
+    let conn = ticketing_redis::connect_cluster(nodes)
         .await
         .expect("connecting to the test cluster");
     (

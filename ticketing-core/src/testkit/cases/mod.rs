@@ -1,5 +1,6 @@
 //! The behavioural tests of the conformance suites, one `pub async fn` each, in files named for
-//! what they cover. The store suite runs all but [`queue`]'s; the queue suite runs those.
+//! what they cover: `queue.rs` holds the queue suite's cases, `fencing.rs` the store's fencing
+//! check, and every other file the store suite's.
 
 use chrono::Duration;
 
