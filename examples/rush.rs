@@ -6,6 +6,8 @@
 //!     --buyers 20000 --seats 1000 --concurrency 64 --chart rush.svg
 //! DATABASE_URL=postgres://postgres@127.0.0.1/test cargo run --release --example rush -- \
 //!     --store postgres --strategy pessimistic,optimistic --json
+//! MYSQL_URL=mysql://root@127.0.0.1:3306/test cargo run --release --example rush -- \
+//!     --store mysql --strategy pessimistic,optimistic
 //! cargo run --release --example rush -- --http http://127.0.0.1:8080  # a running server
 //! ```
 //!
@@ -28,6 +30,7 @@ use ticketing::{
     demo_catalog,
 };
 use ticketing_memory::{MemoryLockManager, MemoryStore, Strategy};
+use ticketing_mysql::{MySqlConfig, MySqlStore, MySqlStrategy};
 use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
 
 /// glibc's allocator took ~11% of the CPU in a PostgreSQL rush over HTTP (`_int_malloc`,
@@ -39,6 +42,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum StoreArg {
     Memory,
     Postgres,
+    Mysql,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +93,9 @@ struct Args {
     /// PostgreSQL URL for --store postgres (a fresh schema is created and dropped).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// MySQL / MariaDB URL for --store mysql (a fresh database is created and dropped).
+    #[arg(long, env = "MYSQL_URL")]
+    mysql_url: Option<String>,
     /// Redis URL for the distributed-lock strategy.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
@@ -112,6 +119,9 @@ struct Args {
     /// Connections of the PostgreSQL pool (--store postgres).
     #[arg(long, default_value_t = 32)]
     pg_pool: u32,
+    /// Connections of the MySQL pool (--store mysql).
+    #[arg(long, default_value_t = 32)]
+    mysql_pool: u32,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -418,6 +428,29 @@ async fn library_target(
             let pool = config.pool(options).await?;
             ticketing_postgres::migrate(&pool).await?;
             Arc::new(PgStore::new(pool, config))
+        }
+        StoreArg::Mysql => {
+            let url = args
+                .mysql_url
+                .clone()
+                .ok_or("--store mysql needs MYSQL_URL")?;
+            let config = MySqlConfig {
+                strategy: match strategy {
+                    StrategyArg::Pessimistic => MySqlStrategy::Pessimistic {
+                        lock_wait: ticketing_mysql::LockWait::NoWait,
+                    },
+                    _ => MySqlStrategy::Optimistic,
+                },
+                max_connections: args.mysql_pool,
+                ..MySqlConfig::default()
+            };
+            let mut options = config.connect_options(&url)?;
+            if let Some(database) = schema {
+                options = options.database(database);
+            }
+            let pool = config.pool(options).await?;
+            ticketing_mysql::migrate(&pool).await?;
+            Arc::new(MySqlStore::new(pool, config))
         }
     };
     let store: Arc<dyn TicketStore> = match strategy {
@@ -770,6 +803,12 @@ fn chart(path: &std::path::Path, rows: &[Value]) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The connection that creates and drops a run's schema (PostgreSQL) or database (MySQL).
+enum Admin {
+    Pg(sqlx::PgPool),
+    My(sqlx::MySqlPool),
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
@@ -799,18 +838,39 @@ async fn main() -> Result<(), BoxError> {
                     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
                         .execute(&admin)
                         .await?;
-                    (Some(schema), Some(admin))
+                    (Some(schema), Some(Admin::Pg(admin)))
+                }
+                StoreArg::Mysql => {
+                    // A MySQL "schema" is a database: a fresh one per run.
+                    let url = args
+                        .mysql_url
+                        .clone()
+                        .ok_or("--store mysql needs MYSQL_URL")?;
+                    let admin = sqlx::MySqlPool::connect(&url).await?;
+                    let database = format!("ticketing_rush_{}", uuid::Uuid::new_v4().simple());
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
+                        .execute(&admin)
+                        .await?;
+                    (Some(database), Some(Admin::My(admin)))
                 }
                 StoreArg::Memory => (None, None),
             };
             let (target, store) = library_target(&args, strategy, schema.as_deref()).await?;
             let row = run(&args, &label, target, Some(store)).await;
-            if let (Some(schema), Some(admin)) = (schema, admin) {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP SCHEMA \"{schema}\" CASCADE"
-                )))
-                .execute(&admin)
-                .await?;
+            match (schema, admin) {
+                (Some(schema), Some(Admin::Pg(admin))) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA \"{schema}\" CASCADE"
+                    )))
+                    .execute(&admin)
+                    .await?;
+                }
+                (Some(database), Some(Admin::My(admin))) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+                        .execute(&admin)
+                        .await?;
+                }
+                _ => {}
             }
             rows.push(row?);
         }

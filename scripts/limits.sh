@@ -11,10 +11,86 @@
 # (d) redis-benchmark EVALSHA of a conditional-hold script            - the Redis lock limit
 # Then the rush tool on the same seats (PostgreSQL pessimistic and optimistic; the distributed
 # lock on one hot seat) and the ratios.
+#
+# With MYSQL_URL=mysql://root@127.0.0.1:3306/test also MySQL / MariaDB (mysqlslap):
+# (e1) BEGIN; SELECT ... FOR UPDATE; UPDATE; COMMIT on a random seat   - the MySQL pessimistic limit
+# (e2) one conditional UPDATE of a random seat                          - the MySQL single-statement limit
+# and the rush tool on MySQL pessimistic and optimistic with their ratios.
+# LIMITS_MYSQL_ONLY=1 measures MySQL alone (DATABASE_URL and Redis then not needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CLIENTS=${2:-16}
+
+# MySQL / MariaDB: mysqlslap runs the statements of (e1) and (e2) on a 10k-seat table; a random
+# seat is drawn in SQL (a derived table of one RAND() row, joined on the primary key: a const
+# lookup that locks one row) and the transactions done are counted by the seats' versions.
+mysql_limits() {
+  local url=$MYSQL_URL rest user host port pass
+  rest=${url#mysql://}; rest=${rest%%/*}; rest=${rest%%\?*}
+  if [[ $rest == *@* ]]; then user=${rest%%@*}; host=${rest#*@}; else user=root; host=$rest; fi
+  pass=""; if [[ $user == *:* ]]; then pass=${user#*:}; user=${user%%:*}; fi
+  port=3306; if [[ $host == *:* ]]; then port=${host##*:}; host=${host%%:*}; fi
+  local my=(-h "$host" -P "$port" -u "$user"); [ -n "$pass" ] && my+=("-p$pass")
+  local schema=ticketing_limits_my
+  mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema; CREATE DATABASE $schema;
+    CREATE TABLE $schema.seats (id BIGINT PRIMARY KEY, status VARCHAR(16) NOT NULL DEFAULT 'available',
+      reservation_id BINARY(16), held_until BIGINT, version BIGINT NOT NULL DEFAULT 0) ENGINE = InnoDB;
+    INSERT INTO $schema.seats (id) SELECT seq FROM $schema.seq_1_to_10000;" 2>/dev/null \
+  || mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema; CREATE DATABASE $schema;
+    CREATE TABLE $schema.seats (id BIGINT PRIMARY KEY, status VARCHAR(16) NOT NULL DEFAULT 'available',
+      reservation_id BINARY(16), held_until BIGINT, version BIGINT NOT NULL DEFAULT 0) ENGINE = InnoDB;
+    SET SESSION cte_max_recursion_depth = 20000;
+    INSERT INTO $schema.seats (id) WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g
+      WHERE n < 10000) SELECT n FROM g;"
+  local pick="SELECT FLOOR(1 + RAND() * 10000) AS id"
+  local e1="BEGIN;SELECT s.status, s.version, @id := s.id FROM seats s JOIN ($pick) r ON s.id = r.id FOR UPDATE;UPDATE seats SET status = 'held', reservation_id = UNHEX(REPLACE(UUID(), '-', '')), held_until = 1, version = version + 1 WHERE id = @id;COMMIT"
+  local e2="UPDATE seats s JOIN ($pick) r ON s.id = r.id SET s.status = 'held', s.reservation_id = UNHEX(REPLACE(UUID(), '-', '')), s.held_until = 1, s.version = s.version + 1 WHERE s.status IN ('available', 'held')"
+  # Transactions per second of one statement list: $1 statements per transaction, $2 the list.
+  slap() {
+    local before after secs
+    before=$(mysql "${my[@]}" -N -e "SELECT SUM(version) FROM $schema.seats")
+    secs=$(mysqlslap "${my[@]}" --create-schema=$schema --concurrency="$CLIENTS" --iterations=1 \
+             --number-of-queries=$((SECS * 3000 * $1)) --delimiter=";" --query="$2" 2>/dev/null \
+           | awk '/Average number of seconds/ {print $(NF-1); exit}')
+    after=$(mysql "${my[@]}" -N -e "SELECT SUM(version) FROM $schema.seats")
+    python3 -c "import sys; n, s = int(sys.argv[1]), float(sys.argv[2] or 0); print(round(n / s) if s else 0)" \
+      "$((after - before))" "$secs"
+  }
+  echo "measuring MySQL limits (mysqlslap, ${CLIENTS} clients) ..." >&2
+  local E1 E2 MY HOT_MY
+  E1=$(slap 4 "$e1"); E2=$(slap 1 "$e2")
+  mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema"
+  echo "running the rush tool on MySQL ..." >&2
+  cargo build --release --quiet --example rush
+  MY=$(target/release/examples/rush --store mysql --strategy pessimistic,optimistic --buyers 20000 \
+         --seats 10000 --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+  HOT_MY=$(target/release/examples/rush --store mysql --strategy pessimistic --buyers 2000 --seats 1 \
+         --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
+  python3 - "$E1" "$E2" "$MY" "$HOT_MY" <<'PY'
+import json, sys
+e1, e2 = (float(x or 0) for x in sys.argv[1:3])
+my, hot = (json.loads(x)["runs"] for x in sys.argv[3:5])
+rate = lambda r: r["hold_attempts_per_s"]
+print(f"{'limit (MySQL / MariaDB)':<52}{'per second':>12}")
+for name, v in [("(e1) SELECT FOR UPDATE + UPDATE, random seat", e1),
+                ("(e2) single conditional UPDATE", e2)]:
+    print(f"{name:<52}{v:>12.0f}")
+print()
+print(f"{'strategy (hold attempts/s)':<52}{'per second':>12}{'limit':>8}{'ratio':>8}")
+for name, v, lim, lv in [("mysql pessimistic (NOWAIT), 10k seats", rate(my[0]), "e1", e1),
+                         ("mysql optimistic, 10k seats", rate(my[1]), "e2", e2),
+                         ("mysql pessimistic NOWAIT, one hot seat", rate(hot[0]), "e1", e1)]:
+    print(f"{name:<52}{v:>12.0f}{lim:>8}{(v / lv if lv else 0):>8.2f}")
+for r in my + hot:
+    assert r["oversold_seats"] == 0 and r["books_balanced"], r
+PY
+}
+if [ "${LIMITS_MYSQL_ONLY:-}" = 1 ]; then
+  mysql_limits
+  exit 0
+fi
+
 DB=${DATABASE_URL:?DATABASE_URL is needed}
 REDIS=${REDIS_URL:-redis://127.0.0.1:6379}
 work=$(mktemp -d)
@@ -140,3 +216,8 @@ print("\nchart: docs/postgres-batching.svg")
 for r in pg + hot_pg + hot_dl + pg_batch + pg_batch_w:
     assert r["oversold_seats"] == 0 and r["books_balanced"], r
 PY
+
+if [ -n "${MYSQL_URL:-}" ]; then
+  echo
+  mysql_limits
+fi

@@ -5,7 +5,7 @@
 //!
 //! This facade re-exports [`ticketing_core`] (domain, state machine, traits, service, errors)
 //! and, behind features, the backends: `memory` (default) as `memory`, `postgres` as
-//! `postgres`, `redis` as `redis`.
+//! `postgres`, `mysql` (MySQL / MariaDB) as `mysql`, `redis` as `redis`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -69,6 +69,10 @@ pub use ticketing_memory as memory;
 /// The PostgreSQL backend.
 #[cfg(feature = "postgres")]
 pub use ticketing_postgres as postgres;
+
+/// The MySQL / MariaDB backend.
+#[cfg(feature = "mysql")]
+pub use ticketing_mysql as mysql;
 
 /// The Redis backends: distributed lock, waiting queue, event stream.
 #[cfg(feature = "redis")]

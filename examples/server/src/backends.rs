@@ -8,6 +8,7 @@ use ticketing::{
     TicketStore, TicketingService, WaitingQueue, demo_catalog,
 };
 use ticketing_memory::{MemoryQueue, MemoryStore, Strategy};
+use ticketing_mysql::{MySqlConfig, MySqlStore, MySqlStrategy};
 use ticketing_postgres::{BatchConfig, DatabaseClock, LockWait, PgConfig, PgStore, PgStrategy};
 use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
@@ -86,6 +87,24 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             // Every instance on this database decides expiry and caps by its clock.
             database_clock = Some(DatabaseClock::new(store.pool().clone()).await?);
             pg_pool = Some(store.pool().clone());
+            Arc::new(store)
+        }
+        (StoreKind::Mysql, strategy) => {
+            let my = MySqlConfig {
+                strategy: match strategy {
+                    StrategyKind::Pessimistic => MySqlStrategy::Pessimistic {
+                        lock_wait: ticketing_mysql::LockWait::NoWait,
+                    },
+                    StrategyKind::Optimistic | StrategyKind::DistributedLock => {
+                        MySqlStrategy::Optimistic
+                    }
+                },
+                max_connections: config.mysql_pool,
+                ..MySqlConfig::default()
+            };
+            let store = MySqlStore::connect(need(&config.mysql_url, "MYSQL_URL")?, my).await?;
+            ticketing_mysql::migrate(store.pool()).await?;
+            // No database clock: instances on one database should run NTP-synchronised clocks.
             Arc::new(store)
         }
     };

@@ -9,6 +9,8 @@ pub enum StoreKind {
     Memory,
     /// PostgreSQL at `DATABASE_URL`.
     Postgres,
+    /// MySQL or MariaDB at `MYSQL_URL`.
+    Mysql,
 }
 
 /// How seat writes are guarded.
@@ -189,6 +191,9 @@ pub struct Config {
     /// PostgreSQL URL (for `--store postgres`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// MySQL / MariaDB URL (for `--store mysql`).
+    #[arg(long, env = "MYSQL_URL")]
+    pub mysql_url: Option<String>,
     /// Redis URL (for `--queue redis` and `--strategy distributed-lock`).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
@@ -235,6 +240,9 @@ pub struct Config {
     /// Connections of the PostgreSQL pool.
     #[arg(long, env = "TICKETING_PG_POOL", default_value_t = 16)]
     pub pg_pool: u32,
+    /// Connections of the MySQL pool.
+    #[arg(long, env = "TICKETING_MYSQL_POOL", default_value_t = 16)]
+    pub mysql_pool: u32,
     /// PostgreSQL group commit: batch workers (each runs one shared transaction at a time);
     /// 0 runs every command in a transaction of its own.
     /// (2: one batch commits while the next loads and writes; see BatchConfig::workers).

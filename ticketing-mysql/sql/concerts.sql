@@ -1,0 +1,1 @@
+SELECT id, title, venue FROM concerts ORDER BY id

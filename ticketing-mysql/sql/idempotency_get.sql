@@ -1,0 +1,1 @@
+SELECT fingerprint, outcome FROM idempotency_keys WHERE user_id = ? AND idem_key = ?

@@ -1,0 +1,1 @@
+INSERT INTO outbox (event_id, at, payload) VALUES (?, ?, ?)

@@ -1,0 +1,1 @@
+UPDATE reservations SET status = ?, payment_id = ?, refunded_amount = ? WHERE id = ?

@@ -1,0 +1,1 @@
+UPDATE reservations SET status = 'expired' WHERE id IN ({ids}) AND status = 'held'

@@ -1,0 +1,1 @@
+DELETE FROM seat_sales WHERE reservation_id = ?

@@ -1,0 +1,2 @@
+SELECT id, option_id, seat_no, grade, price, status, reservation_id, held_until, version, fence
+FROM seats WHERE id IN ({ids}) ORDER BY id

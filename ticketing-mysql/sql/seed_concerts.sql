@@ -1,0 +1,1 @@
+INSERT INTO concerts (id, title, venue) VALUES {values}
