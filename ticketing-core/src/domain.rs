@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConcertId, EventId, OptionId, PaymentId, ReservationId, SeatId, UserId};
+use crate::ids::{
+    AttemptId, ConcertId, EventId, OptionId, PaymentId, ReservationId, SeatId, UserId,
+};
 use crate::money::Points;
+use crate::provider::RefundReason;
 
 /// A concert: one title at one venue, performed on one or more dated [`ShowOption`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +210,22 @@ pub struct Reservation {
     pub refunded_amount: Points,
 }
 
+/// How a reservation was paid.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PaymentMethod {
+    /// With points from the wallet, debited in the same atomic step.
+    #[default]
+    Points,
+    /// Through a payment provider; `reference` is the provider's id of the charge.
+    Provider {
+        /// The charge attempt.
+        attempt_id: AttemptId,
+        /// The provider's id of the charge.
+        reference: String,
+    },
+}
+
 /// A payment that confirmed a reservation, with the balance left after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
@@ -222,6 +241,9 @@ pub struct Payment {
     pub balance: Points,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// How (points unless said otherwise: records written before providers existed).
+    #[serde(default)]
+    pub method: PaymentMethod,
 }
 
 /// A user's points balance.
@@ -275,6 +297,65 @@ pub enum EventKind {
         /// How many.
         amount: Points,
     },
+    /// A payment through a provider began: the reservation's seats are kept for it until
+    /// `until`, and the provider is asked for `amount` under the attempt's key.
+    ProviderPaymentStarted {
+        /// The reservation.
+        reservation_id: ReservationId,
+        /// The charge attempt.
+        attempt_id: AttemptId,
+        /// How much.
+        amount: Points,
+        /// The seats are kept until then.
+        until: DateTime<Utc>,
+    },
+    /// A provider declined (or a void ended) a charge: nothing was taken, the seats were
+    /// released.
+    ProviderPaymentFailed {
+        /// The reservation.
+        reservation_id: ReservationId,
+        /// The charge attempt.
+        attempt_id: AttemptId,
+        /// The provider's reason.
+        reason: String,
+    },
+    /// A refund through a provider began (a cancel, or a charge captured too late).
+    ProviderRefundStarted {
+        /// The reservation.
+        reservation_id: ReservationId,
+        /// The refund attempt.
+        attempt_id: AttemptId,
+        /// How much.
+        amount: Points,
+        /// Why.
+        reason: RefundReason,
+    },
+    /// A provider answered a refund.
+    ProviderRefundSettled {
+        /// The reservation.
+        reservation_id: ReservationId,
+        /// The refund attempt.
+        attempt_id: AttemptId,
+        /// Whether the money went back (`false`: refused, an operator must look at it).
+        refunded: bool,
+    },
+}
+
+impl EventKind {
+    /// The reservation the event is about, if any.
+    pub fn reservation_id(&self) -> Option<ReservationId> {
+        match self {
+            EventKind::HoldPlaced { reservation_id, .. }
+            | EventKind::HoldConfirmed { reservation_id, .. }
+            | EventKind::ReservationCancelled { reservation_id, .. }
+            | EventKind::HoldExpired { reservation_id }
+            | EventKind::ProviderPaymentStarted { reservation_id, .. }
+            | EventKind::ProviderPaymentFailed { reservation_id, .. }
+            | EventKind::ProviderRefundStarted { reservation_id, .. }
+            | EventKind::ProviderRefundSettled { reservation_id, .. } => Some(*reservation_id),
+            EventKind::PointsCharged { .. } => None,
+        }
+    }
 }
 
 /// A domain event with its identity and time.

@@ -153,6 +153,10 @@ uuid_id!(
     /// A domain event; consumers de-duplicate by it.
     EventId
 );
+uuid_id!(
+    /// One call (or its retries) to a payment provider: a charge or a refund.
+    AttemptId
+);
 
 /// A fencing token handed out by a [`crate::LockManager`]: strictly increasing, so a store can
 /// refuse a write from a holder whose lease was lost to a newer one.

@@ -51,14 +51,15 @@ pub use background::{EventSink, ExpirySweeper, OutboxRelay, RetentionPruner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use domain::{
     Balance, Catalog, Concert, DomainEvent, EventKind, OptionSummary, OutboxRecord, Payment,
-    Reservation, ReservationStatus, SaleWindow, Seat, SeatState, SeatStatus, SeatView, ShowOption,
+    PaymentMethod, Reservation, ReservationStatus, SaleWindow, Seat, SeatState, SeatStatus,
+    SeatView, ShowOption,
 };
 pub use error::{BoxError, Error, ErrorCode, Result};
 pub use fenced::{FencedStore, SOLD_HINT, Sleep, seat_key};
 pub use idempotency::{IdempotencyKey, IdempotencyRecord, MAX_KEY_LEN, StoredOutcome};
 pub use ids::{
-    ConcertId, EventId, FencingToken, OptionId, ParseIdError, PaymentId, ReservationId, SeatId,
-    UserId,
+    AttemptId, ConcertId, EventId, FencingToken, OptionId, ParseIdError, PaymentId, ReservationId,
+    SeatId, UserId,
 };
 pub use lock::{Acquired, Lease, LockManager};
 pub use money::Points;

@@ -16,12 +16,17 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod commands;
+mod provider;
 mod sale;
 
 pub use catalog::validate_catalog;
 pub use commands::{
     CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
     decide_confirm, decide_hold, seats_owned,
+};
+pub use provider::{
+    BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, check_no_charge_in_flight,
+    recovery_step, refund_attempt, refund_event, refund_on_cancel, settle_charge, settle_refund,
 };
 pub use sale::{
     check_cancel_before_show, check_sale, check_sale_not_ended, close_sale, sale_end,
@@ -130,7 +135,7 @@ pub enum Action {
 }
 
 impl Action {
-    const fn verb(self) -> &'static str {
+    pub(crate) const fn verb(self) -> &'static str {
         match self {
             Action::Confirm => "pay",
             Action::Cancel => "cancel",

@@ -11,6 +11,10 @@ use async_trait::async_trait;
 
 use crate::money::Points;
 
+mod attempt;
+
+pub use attempt::{AttemptKind, AttemptState, PaymentAttempt, RefundReason};
+
 /// A charge the library asks for: `amount` once, under `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderCharge {

@@ -6,7 +6,8 @@ use chrono::DateTime;
 use chrono::Utc;
 
 use crate::domain::{
-    Balance, EventKind, Payment, Reservation, ReservationStatus, SaleWindow, Seat, SeatState,
+    Balance, EventKind, Payment, PaymentMethod, Reservation, ReservationStatus, SaleWindow, Seat,
+    SeatState,
 };
 use crate::error::Error;
 use crate::ids::{OptionId, PaymentId, SeatId};
@@ -208,6 +209,7 @@ pub fn decide_confirm(
         amount: reservation.amount,
         balance: after,
         created_at: cmd.now,
+        method: PaymentMethod::Points,
     };
     let event = EventKind::HoldConfirmed {
         reservation_id: reservation.id,

@@ -235,6 +235,7 @@ fn paid(cmd: ConfirmCommand) -> Result<Payment> {
         amount: Points(200),
         balance: Points(0),
         created_at: Utc::now(),
+        method: Default::default(),
     })
 }
 

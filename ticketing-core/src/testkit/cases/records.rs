@@ -74,10 +74,7 @@ pub async fn outbox_records_changes_in_order_and_acks(b: TestBackend) {
         .iter()
         .filter(|e| match &e.event.kind {
             EventKind::PointsCharged { user_id, .. } => *user_id == u,
-            EventKind::HoldPlaced { reservation_id, .. }
-            | EventKind::HoldConfirmed { reservation_id, .. }
-            | EventKind::ReservationCancelled { reservation_id, .. }
-            | EventKind::HoldExpired { reservation_id } => *reservation_id == r.id,
+            other => other.reservation_id() == Some(r.id),
         })
         .collect();
     assert_eq!(mine.len(), 4, "{mine:?}");

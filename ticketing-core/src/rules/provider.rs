@@ -1,0 +1,719 @@
+//! The saga of a payment through a provider (docs/payments.md), as pure decisions: begin
+//! (keep the seats for the call, record the attempt), settle a charge (confirm, release, or
+//! refund a capture that came too late), refund on cancel, settle a refund, and what the
+//! recovery job does with an attempt whose outcome it never heard. A store loads, calls one of
+//! these, and stores what it returns, in one atomic step each; the provider is called between
+//! the steps, never inside one.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::domain::{
+    EventKind, Payment, PaymentMethod, Reservation, ReservationStatus, SaleWindow, SeatState,
+};
+use crate::error::Error;
+use crate::ids::{AttemptId, PaymentId, UserId};
+use crate::money::Points;
+use crate::provider::{
+    AttemptKind, AttemptState, ChargeOutcome, ChargeStatus, PaymentAttempt, RefundOutcome,
+    RefundReason,
+};
+use crate::rules::{
+    Action, check_sale_not_ended, effective_seat_state, effective_status, release_seat, transition,
+};
+
+/// What beginning a provider payment does: the reservation and its seats kept until the
+/// attempt's deadline, the attempt recorded, and the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeginDecision {
+    /// The reservation, still held, its end moved to the attempt's deadline if later.
+    pub reservation: Reservation,
+    /// The seats' next states (in the reservation's order): held until that end.
+    pub seats: Vec<SeatState>,
+    /// The charge attempt, pending.
+    pub attempt: PaymentAttempt,
+    /// `provider_payment_started`.
+    pub event: EventKind,
+}
+
+/// Whether a charge is in flight for the reservation: a pending charge attempt. Paying it with
+/// points, cancelling it, or starting a second charge must wait for its outcome
+/// (`invalid_state`), or the buyer could pay twice, or be charged for seats they gave up.
+pub fn check_no_charge_in_flight(attempts: &[PaymentAttempt], action: Action) -> Result<(), Error> {
+    if attempts
+        .iter()
+        .any(|a| a.kind == AttemptKind::Charge && a.is_pending())
+    {
+        return Err(Error::InvalidState {
+            state: "payment_pending",
+            action: action.verb(),
+        });
+    }
+    Ok(())
+}
+
+/// Decide the start of a payment of `reservation` (as stored) through a provider, by `user`
+/// at `now`, over the states of its seats (in its `seat_ids` order) and the attempts recorded
+/// for it. The seats are kept at least `bound` from now (a hold about to end is not lost while
+/// the provider answers), never less than the hold had. Refusals, in order: another user's
+/// reservation (`forbidden`), a charge already in flight (`invalid_state`), an illegal
+/// transition (`hold_expired`, `invalid_state`), the end of the sale (`sale_closed`), a seat
+/// no longer held by it (`hold_expired`).
+#[allow(clippy::too_many_arguments)]
+pub fn begin_provider_payment(
+    user: UserId,
+    now: DateTime<Utc>,
+    bound: Duration,
+    sale: &SaleWindow,
+    reservation: &Reservation,
+    states: &[SeatState],
+    attempts: &[PaymentAttempt],
+    attempt_id: AttemptId,
+) -> Result<BeginDecision, Error> {
+    if reservation.user_id != user {
+        return Err(Error::Forbidden);
+    }
+    check_no_charge_in_flight(attempts, Action::Confirm)?;
+    transition(reservation, Action::Confirm, now)?;
+    check_sale_not_ended(sale, now)?;
+    if bound <= Duration::zero() {
+        return Err(Error::invalid("a provider payment needs a positive bound"));
+    }
+    if states.len() != reservation.seat_ids.len() {
+        return Err(Error::invalid(
+            "a payment decision needs one state per seat",
+        ));
+    }
+    if !states.iter().all(|s| held_by(*s, reservation, now)) {
+        return Err(Error::HoldExpired);
+    }
+    let until = reservation.expires_at.max(now + bound);
+    let attempt = PaymentAttempt {
+        id: attempt_id,
+        kind: AttemptKind::Charge,
+        reservation_id: reservation.id,
+        user_id: user,
+        amount: reservation.amount,
+        key: PaymentAttempt::charge_key(attempt_id),
+        charge_key: None,
+        reason: None,
+        state: AttemptState::Pending,
+        created_at: now,
+        deadline: until,
+    };
+    Ok(BeginDecision {
+        reservation: Reservation {
+            expires_at: until,
+            ..reservation.clone()
+        },
+        seats: states
+            .iter()
+            .map(|_| SeatState::Held {
+                reservation: reservation.id,
+                until,
+            })
+            .collect(),
+        event: EventKind::ProviderPaymentStarted {
+            reservation_id: reservation.id,
+            attempt_id,
+            amount: reservation.amount,
+            until,
+        },
+        attempt,
+    })
+}
+
+fn held_by(state: SeatState, reservation: &Reservation, now: DateTime<Utc>) -> bool {
+    matches!(effective_seat_state(state, now), SeatState::Held { reservation: r, .. } if r == reservation.id)
+}
+
+/// What settling a charge does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeSettlement {
+    /// The attempt was settled before (a webhook sent twice, a recovery after the answer):
+    /// nothing changes.
+    AlreadySettled,
+    /// Captured while the seats were still kept: the reservation is confirmed and its seats
+    /// sold; nothing is debited from points.
+    Confirmed {
+        /// The reservation, confirmed.
+        reservation: Reservation,
+        /// The payment, method `provider`.
+        payment: Payment,
+        /// The seats' next states: sold.
+        seats: Vec<SeatState>,
+        /// The attempt, succeeded.
+        attempt: PaymentAttempt,
+        /// `hold_confirmed`.
+        event: EventKind,
+    },
+    /// Declined (or voided): nothing was taken; the reservation, if still held, is released
+    /// (cancelled, nothing to refund) and its seats freed.
+    Released {
+        /// The reservation's next state, if it changes (a hold that already ended stays).
+        reservation: Option<Reservation>,
+        /// The seats' next states (the reservation's seats freed, others left).
+        seats: Vec<SeatState>,
+        /// The attempt, failed.
+        attempt: PaymentAttempt,
+        /// `provider_payment_failed`.
+        event: EventKind,
+    },
+    /// Captured after the seats stopped being kept for it (the hold ended, or a seat was
+    /// taken): the money goes back, with the reason recorded.
+    RefundDue {
+        /// The charge attempt, succeeded.
+        attempt: PaymentAttempt,
+        /// The refund attempt, pending: make it, then settle it.
+        refund: PaymentAttempt,
+        /// `provider_refund_started`.
+        event: EventKind,
+    },
+}
+
+/// Decide what the provider's `outcome` of the charge `attempt` does to `reservation` (as
+/// stored) and its seats (in its `seat_ids` order) at `now`. `balance` is the payer's points
+/// balance (untouched; recorded in the payment), `payment_id` and `refund_id` are the ids a
+/// payment or a refund would take.
+#[allow(clippy::too_many_arguments)]
+pub fn settle_charge(
+    attempt: &PaymentAttempt,
+    outcome: &ChargeOutcome,
+    reservation: &Reservation,
+    states: &[SeatState],
+    balance: Points,
+    now: DateTime<Utc>,
+    payment_id: PaymentId,
+    refund_id: AttemptId,
+) -> Result<ChargeSettlement, Error> {
+    if attempt.kind != AttemptKind::Charge || attempt.reservation_id != reservation.id {
+        return Err(Error::invalid("not a charge attempt of this reservation"));
+    }
+    if !attempt.is_pending() {
+        return Ok(ChargeSettlement::AlreadySettled);
+    }
+    if states.len() != reservation.seat_ids.len() {
+        return Err(Error::invalid("a settlement needs one state per seat"));
+    }
+    match outcome {
+        ChargeOutcome::Captured { reference } => {
+            let succeeded = PaymentAttempt {
+                state: AttemptState::Succeeded {
+                    reference: reference.clone(),
+                },
+                ..attempt.clone()
+            };
+            let kept = effective_status(reservation, now) == ReservationStatus::Held
+                && states.iter().all(|s| held_by(*s, reservation, now));
+            if kept {
+                let payment = Payment {
+                    id: payment_id,
+                    reservation_id: reservation.id,
+                    user_id: reservation.user_id,
+                    amount: attempt.amount,
+                    balance,
+                    created_at: now,
+                    method: PaymentMethod::Provider {
+                        attempt_id: attempt.id,
+                        reference: reference.clone(),
+                    },
+                };
+                return Ok(ChargeSettlement::Confirmed {
+                    reservation: Reservation {
+                        status: ReservationStatus::Confirmed,
+                        payment_id: Some(payment_id),
+                        ..reservation.clone()
+                    },
+                    seats: states
+                        .iter()
+                        .map(|_| SeatState::Sold {
+                            reservation: reservation.id,
+                        })
+                        .collect(),
+                    event: EventKind::HoldConfirmed {
+                        reservation_id: reservation.id,
+                        payment_id,
+                        amount: attempt.amount,
+                    },
+                    payment,
+                    attempt: succeeded,
+                });
+            }
+            let refund = refund_attempt(&succeeded, RefundReason::SeatsNotKept, now, refund_id);
+            Ok(ChargeSettlement::RefundDue {
+                event: refund_event(&refund),
+                attempt: succeeded,
+                refund,
+            })
+        }
+        ChargeOutcome::Declined { reason } => {
+            let failed = PaymentAttempt {
+                state: AttemptState::Failed {
+                    reason: reason.clone(),
+                },
+                ..attempt.clone()
+            };
+            let released = (reservation.status == ReservationStatus::Held).then(|| Reservation {
+                // A hold whose time ran out meanwhile is expired, not cancelled.
+                status: match effective_status(reservation, now) {
+                    ReservationStatus::Held => ReservationStatus::Cancelled,
+                    other => other,
+                },
+                ..reservation.clone()
+            });
+            Ok(ChargeSettlement::Released {
+                reservation: released,
+                seats: states
+                    .iter()
+                    .map(|s| release_seat(*s, reservation.id))
+                    .collect(),
+                event: EventKind::ProviderPaymentFailed {
+                    reservation_id: reservation.id,
+                    attempt_id: attempt.id,
+                    reason: reason.clone(),
+                },
+                attempt: failed,
+            })
+        }
+    }
+}
+
+/// The refund of a captured charge, pending, under a key of its own.
+pub fn refund_attempt(
+    charge: &PaymentAttempt,
+    reason: RefundReason,
+    now: DateTime<Utc>,
+    id: AttemptId,
+) -> PaymentAttempt {
+    PaymentAttempt {
+        id,
+        kind: AttemptKind::Refund,
+        reservation_id: charge.reservation_id,
+        user_id: charge.user_id,
+        amount: charge.amount,
+        key: PaymentAttempt::refund_key(id),
+        charge_key: Some(charge.key.clone()),
+        reason: Some(reason),
+        state: AttemptState::Pending,
+        created_at: now,
+        deadline: now,
+    }
+}
+
+/// The event of a refund begun.
+pub fn refund_event(refund: &PaymentAttempt) -> EventKind {
+    EventKind::ProviderRefundStarted {
+        reservation_id: refund.reservation_id,
+        attempt_id: refund.id,
+        amount: refund.amount,
+        reason: refund.reason.unwrap_or(RefundReason::Cancelled),
+    }
+}
+
+/// The refund a cancel of a reservation paid through a provider makes: of the charge that
+/// paid it (`charge`, succeeded). The cancel itself (seats freed, status) is
+/// [`decide_cancel`](crate::rules::decide_cancel)'s; this replaces its points refund.
+pub fn refund_on_cancel(
+    charge: &PaymentAttempt,
+    now: DateTime<Utc>,
+    id: AttemptId,
+) -> Result<(PaymentAttempt, EventKind), Error> {
+    if charge.kind != AttemptKind::Charge || !matches!(charge.state, AttemptState::Succeeded { .. })
+    {
+        return Err(Error::invalid("only a captured charge is refunded"));
+    }
+    let refund = refund_attempt(charge, RefundReason::Cancelled, now, id);
+    let event = refund_event(&refund);
+    Ok((refund, event))
+}
+
+/// What the provider's answer to a refund does: the attempt settled and its event, or `None`
+/// when it was settled before (the same answer twice changes nothing).
+pub fn settle_refund(
+    attempt: &PaymentAttempt,
+    outcome: &RefundOutcome,
+) -> Result<Option<(PaymentAttempt, EventKind)>, Error> {
+    if attempt.kind != AttemptKind::Refund {
+        return Err(Error::invalid("not a refund attempt"));
+    }
+    if !attempt.is_pending() {
+        return Ok(None);
+    }
+    let (state, refunded) = match outcome {
+        RefundOutcome::Refunded { reference } => (
+            AttemptState::Succeeded {
+                reference: reference.clone(),
+            },
+            true,
+        ),
+        RefundOutcome::Refused { reason } => (
+            AttemptState::Failed {
+                reason: reason.clone(),
+            },
+            false,
+        ),
+    };
+    Ok(Some((
+        PaymentAttempt {
+            state,
+            ..attempt.clone()
+        },
+        EventKind::ProviderRefundSettled {
+            reservation_id: attempt.reservation_id,
+            attempt_id: attempt.id,
+            refunded,
+        },
+    )))
+}
+
+/// What the recovery job does with a pending attempt, given what the provider says of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// The provider knows the outcome: settle with it.
+    Settle(ChargeOutcome),
+    /// Past the attempt's deadline with no outcome: void the key (nothing can be captured
+    /// under it afterwards) and settle with what the void answers.
+    Void,
+    /// Still within the deadline and undecided: ask again later.
+    Wait,
+    /// A pending refund: make it again under its key (refunds are idempotent by key).
+    RetryRefund,
+}
+
+/// Decide the recovery of a pending `attempt` at `now`, the provider saying `status` of its key
+/// (not asked for a refund: pass [`ChargeStatus::Unknown`]). An unknown outcome is never read
+/// as a failure: it is voided first, and the void's answer settles it.
+pub fn recovery_step(
+    attempt: &PaymentAttempt,
+    status: &ChargeStatus,
+    now: DateTime<Utc>,
+) -> Recovery {
+    if attempt.kind == AttemptKind::Refund {
+        return Recovery::RetryRefund;
+    }
+    match status {
+        ChargeStatus::Done(outcome) => Recovery::Settle(outcome.clone()),
+        ChargeStatus::Pending | ChargeStatus::Unknown if now >= attempt.deadline => Recovery::Void,
+        ChargeStatus::Pending | ChargeStatus::Unknown => Recovery::Wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::ids::{OptionId, ReservationId, SeatId};
+    use chrono::TimeZone;
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn held() -> Reservation {
+        Reservation {
+            id: ReservationId::new(),
+            user_id: UserId(1),
+            option_id: OptionId(1),
+            seat_ids: vec![SeatId(1), SeatId(2)],
+            status: ReservationStatus::Held,
+            amount: Points(300),
+            expires_at: t0() + Duration::minutes(5),
+            created_at: t0(),
+            payment_id: None,
+            refunded_amount: Points::ZERO,
+        }
+    }
+
+    fn seats(r: &Reservation) -> Vec<SeatState> {
+        r.seat_ids
+            .iter()
+            .map(|_| SeatState::Held {
+                reservation: r.id,
+                until: r.expires_at,
+            })
+            .collect()
+    }
+
+    fn sale() -> SaleWindow {
+        SaleWindow {
+            starts_at: t0() + Duration::days(30),
+            opens_at: None,
+            closes_at: None,
+        }
+    }
+
+    fn begin(r: &Reservation, now: DateTime<Utc>) -> BeginDecision {
+        begin_provider_payment(
+            r.user_id,
+            now,
+            Duration::minutes(2),
+            &sale(),
+            r,
+            &seats(r),
+            &[],
+            AttemptId::new(),
+        )
+        .expect("begin")
+    }
+
+    fn captured() -> ChargeOutcome {
+        ChargeOutcome::Captured {
+            reference: "ch_1".into(),
+        }
+    }
+
+    #[test]
+    fn beginning_keeps_the_seats_for_the_bound_and_never_shortens_the_hold() {
+        let r = held();
+        // Early: the hold already lasts longer than the bound.
+        let early = begin(&r, t0());
+        assert_eq!(early.reservation.expires_at, r.expires_at);
+        assert_eq!(early.attempt.deadline, r.expires_at);
+        // Late: 10 s before its end, the seats are kept 2 minutes from now.
+        let now = r.expires_at - Duration::seconds(10);
+        let late = begin(&r, now);
+        assert_eq!(late.reservation.expires_at, now + Duration::minutes(2));
+        assert!(late.seats.iter().all(|s| matches!(
+            s,
+            SeatState::Held { until, .. } if *until == now + Duration::minutes(2)
+        )));
+        assert_eq!(
+            late.attempt.key,
+            PaymentAttempt::charge_key(late.attempt.id)
+        );
+        assert!(late.attempt.is_pending());
+    }
+
+    #[test]
+    fn beginning_is_refused_for_others_twice_after_the_end_and_for_lost_seats() {
+        let r = held();
+        let code = |res: Result<BeginDecision, Error>| res.map(|_| ()).map_err(|e| e.code());
+        let go = |user, now, states: &[SeatState], attempts: &[PaymentAttempt]| {
+            begin_provider_payment(
+                user,
+                now,
+                Duration::minutes(2),
+                &sale(),
+                &r,
+                states,
+                attempts,
+                AttemptId::new(),
+            )
+        };
+        assert_eq!(
+            code(go(UserId(2), t0(), &seats(&r), &[])),
+            Err(ErrorCode::Forbidden)
+        );
+        let first = begin(&r, t0());
+        assert_eq!(
+            code(go(r.user_id, t0(), &seats(&r), &[first.attempt])),
+            Err(ErrorCode::InvalidState)
+        );
+        assert_eq!(
+            code(go(r.user_id, r.expires_at, &seats(&r), &[])),
+            Err(ErrorCode::HoldExpired)
+        );
+        let mut lost = seats(&r);
+        lost[1] = SeatState::Held {
+            reservation: ReservationId::new(),
+            until: r.expires_at,
+        };
+        assert_eq!(
+            code(go(r.user_id, t0(), &lost, &[])),
+            Err(ErrorCode::HoldExpired)
+        );
+    }
+
+    #[test]
+    fn a_capture_in_time_confirms_and_sells_and_a_second_answer_changes_nothing() {
+        let r = held();
+        let b = begin(&r, t0());
+        let now = t0() + Duration::seconds(3);
+        let settled = settle_charge(
+            &b.attempt,
+            &captured(),
+            &b.reservation,
+            &b.seats,
+            Points(50),
+            now,
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        let ChargeSettlement::Confirmed {
+            reservation,
+            payment,
+            seats,
+            attempt,
+            ..
+        } = settled
+        else {
+            panic!("expected confirmed, got {settled:?}");
+        };
+        assert_eq!(reservation.status, ReservationStatus::Confirmed);
+        assert_eq!(reservation.payment_id, Some(payment.id));
+        assert_eq!(payment.amount, r.amount);
+        assert_eq!(payment.balance, Points(50), "points untouched");
+        assert!(matches!(payment.method, PaymentMethod::Provider { .. }));
+        assert!(seats.iter().all(|s| matches!(s, SeatState::Sold { .. })));
+        assert!(!attempt.is_pending());
+        let again = settle_charge(
+            &attempt,
+            &captured(),
+            &reservation,
+            &seats,
+            Points(50),
+            now,
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("again");
+        assert_eq!(again, ChargeSettlement::AlreadySettled);
+    }
+
+    #[test]
+    fn a_capture_after_the_hold_ended_is_refunded_with_the_reason() {
+        let r = held();
+        let b = begin(&r, t0());
+        let after = b.attempt.deadline;
+        let settled = settle_charge(
+            &b.attempt,
+            &captured(),
+            &b.reservation,
+            &b.seats,
+            Points(0),
+            after,
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        let ChargeSettlement::RefundDue {
+            attempt, refund, ..
+        } = settled
+        else {
+            panic!("expected a refund, got {settled:?}");
+        };
+        assert!(matches!(attempt.state, AttemptState::Succeeded { .. }));
+        assert_eq!(refund.kind, AttemptKind::Refund);
+        assert_eq!(refund.amount, r.amount);
+        assert_eq!(refund.charge_key.as_deref(), Some(attempt.key.as_str()));
+        assert_eq!(refund.reason, Some(RefundReason::SeatsNotKept));
+        assert!(refund.is_pending());
+        // A seat taken by another buyer (the hold ran out and was re-held) is also not kept.
+        let mut taken = b.seats.clone();
+        taken[0] = SeatState::Sold {
+            reservation: ReservationId::new(),
+        };
+        let settled = settle_charge(
+            &b.attempt,
+            &captured(),
+            &b.reservation,
+            &taken,
+            Points(0),
+            t0(),
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        assert!(matches!(settled, ChargeSettlement::RefundDue { .. }));
+    }
+
+    #[test]
+    fn a_decline_releases_the_seats_and_takes_nothing() {
+        let r = held();
+        let b = begin(&r, t0());
+        let settled = settle_charge(
+            &b.attempt,
+            &ChargeOutcome::Declined {
+                reason: "card declined".into(),
+            },
+            &b.reservation,
+            &b.seats,
+            Points(0),
+            t0(),
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        let ChargeSettlement::Released {
+            reservation,
+            seats,
+            attempt,
+            ..
+        } = settled
+        else {
+            panic!("expected released, got {settled:?}");
+        };
+        assert_eq!(
+            reservation.map(|r| (r.status, r.refunded_amount)),
+            Some((ReservationStatus::Cancelled, Points::ZERO))
+        );
+        assert!(seats.iter().all(|s| *s == SeatState::Available));
+        assert!(matches!(attempt.state, AttemptState::Failed { .. }));
+    }
+
+    #[test]
+    fn points_pay_and_cancel_wait_for_a_charge_in_flight() {
+        let b = begin(&held(), t0());
+        let in_flight = [b.attempt.clone()];
+        assert!(check_no_charge_in_flight(&in_flight, Action::Cancel).is_err());
+        let settled = PaymentAttempt {
+            state: AttemptState::Failed {
+                reason: "declined".into(),
+            },
+            ..b.attempt
+        };
+        assert!(check_no_charge_in_flight(&[settled], Action::Cancel).is_ok());
+    }
+
+    #[test]
+    fn refunds_are_of_captured_charges_and_settle_once() {
+        let b = begin(&held(), t0());
+        assert!(refund_on_cancel(&b.attempt, t0(), AttemptId::new()).is_err());
+        let charge = PaymentAttempt {
+            state: AttemptState::Succeeded {
+                reference: "ch_1".into(),
+            },
+            ..b.attempt
+        };
+        let (refund, _) = refund_on_cancel(&charge, t0(), AttemptId::new()).expect("refund");
+        assert_eq!(refund.reason, Some(RefundReason::Cancelled));
+        let outcome = RefundOutcome::Refunded {
+            reference: "re_1".into(),
+        };
+        let (done, _) = settle_refund(&refund, &outcome)
+            .expect("settle")
+            .expect("first answer");
+        assert!(matches!(done.state, AttemptState::Succeeded { .. }));
+        assert_eq!(settle_refund(&done, &outcome).expect("again"), None);
+    }
+
+    #[test]
+    fn recovery_never_reads_an_unknown_outcome_as_a_failure() {
+        let b = begin(&held(), t0());
+        let a = &b.attempt;
+        let before = a.deadline - Duration::seconds(1);
+        assert_eq!(
+            recovery_step(a, &ChargeStatus::Unknown, before),
+            Recovery::Wait
+        );
+        assert_eq!(
+            recovery_step(a, &ChargeStatus::Pending, before),
+            Recovery::Wait
+        );
+        assert_eq!(
+            recovery_step(a, &ChargeStatus::Unknown, a.deadline),
+            Recovery::Void
+        );
+        assert_eq!(
+            recovery_step(a, &ChargeStatus::Done(captured()), before),
+            Recovery::Settle(captured())
+        );
+        let refund = refund_attempt(a, RefundReason::Cancelled, t0(), AttemptId::new());
+        assert_eq!(
+            recovery_step(&refund, &ChargeStatus::Unknown, t0()),
+            Recovery::RetryRefund
+        );
+    }
+}
