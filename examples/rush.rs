@@ -841,13 +841,20 @@ async fn main() -> Result<(), BoxError> {
                     (Some(schema), Some(Admin::Pg(admin)))
                 }
                 StoreArg::Mysql => {
-                    // A MySQL "schema" is a database: a fresh one per run.
+                    // A MySQL "schema" is a database: a fresh one per run, dropped after it (a
+                    // failed setup included). Named as the MySQL tests name theirs,
+                    // `ticketing_t_<unix seconds>_<uuid>`, so one left by a killed run is
+                    // dropped by the next test run once it is an hour old.
                     let url = args
                         .mysql_url
                         .clone()
                         .ok_or("--store mysql needs MYSQL_URL")?;
                     let admin = sqlx::MySqlPool::connect(&url).await?;
-                    let database = format!("ticketing_rush_{}", uuid::Uuid::new_v4().simple());
+                    let secs = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let database = format!("ticketing_t_{secs}_{}", uuid::Uuid::new_v4().simple());
                     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{database}`")))
                         .execute(&admin)
                         .await?;
@@ -855,7 +862,21 @@ async fn main() -> Result<(), BoxError> {
                 }
                 StoreArg::Memory => (None, None),
             };
-            let (target, store) = library_target(&args, strategy, schema.as_deref()).await?;
+            let (target, store) = match library_target(&args, strategy, schema.as_deref()).await {
+                Ok(setup) => setup,
+                Err(e) => {
+                    // The migration or the setup failed after the MySQL database was created.
+                    if let (Some(database), Some(Admin::My(admin))) = (&schema, &admin) {
+                        let drop = format!("DROP DATABASE IF EXISTS `{database}`");
+                        if let Err(dropped) =
+                            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(admin).await
+                        {
+                            eprintln!("could not drop the database {database}: {dropped}");
+                        }
+                    }
+                    return Err(e);
+                }
+            };
             let row = run(&args, &label, target, Some(store)).await;
             match (schema, admin) {
                 (Some(schema), Some(Admin::Pg(admin))) => {

@@ -31,8 +31,11 @@ mysql_limits() {
   if [[ $rest == *@* ]]; then user=${rest%%@*}; host=${rest#*@}; else user=root; host=$rest; fi
   pass=""; if [[ $user == *:* ]]; then pass=${user#*:}; user=${user%%:*}; fi
   port=3306; if [[ $host == *:* ]]; then port=${host##*:}; host=${host%%:*}; fi
-  local my=(-h "$host" -P "$port" -u "$user"); [ -n "$pass" ] && my+=("-p$pass")
-  local schema=ticketing_limits_my
+  # The password goes to the clients through MYSQL_PWD, never on a command line (ps shows those).
+  local my=(-h "$host" -P "$port" -u "$user")
+  if [ -n "$pass" ]; then export MYSQL_PWD=$pass; fi
+  # A database of this run's own (two runs at once do not drop each other's).
+  local schema=ticketing_limits_my_$$
   mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema; CREATE DATABASE $schema;
     CREATE TABLE $schema.seats (id BIGINT PRIMARY KEY, status VARCHAR(16) NOT NULL DEFAULT 'available',
       reservation_id BINARY(16), held_until BIGINT, version BIGINT NOT NULL DEFAULT 0) ENGINE = InnoDB;
@@ -48,18 +51,32 @@ mysql_limits() {
   local e2="UPDATE seats s JOIN ($pick) r ON s.id = r.id SET s.status = 'held', s.reservation_id = UNHEX(REPLACE(UUID(), '-', '')), s.held_until = 1, s.version = s.version + 1 WHERE s.status IN ('available', 'held')"
   # Transactions per second of one statement list: $1 statements per transaction, $2 the list.
   slap() {
-    local before after secs
+    local before after secs out
     before=$(mysql "${my[@]}" -N -e "SELECT SUM(version) FROM $schema.seats")
-    secs=$(mysqlslap "${my[@]}" --create-schema=$schema --concurrency="$CLIENTS" --iterations=1 \
-             --number-of-queries=$((SECS * 3000 * $1)) --delimiter=";" --query="$2" 2>/dev/null \
-           | awk '/Average number of seconds/ {print $(NF-1); exit}')
+    if ! out=$(mysqlslap "${my[@]}" --create-schema="$schema" --concurrency="$CLIENTS" \
+                 --iterations=1 --number-of-queries=$((SECS * 3000 * $1)) --delimiter=";" \
+                 --query="$2" 2>&1); then
+      echo "mysqlslap failed on: $2" >&2
+      printf '%s\n' "$out" | tail -n 5 >&2
+      return 1
+    fi
+    secs=$(printf '%s\n' "$out" | awk '/Average number of seconds/ {print $(NF-1); exit}')
+    if [ -z "$secs" ]; then
+      echo "mysqlslap printed no average time for: $2" >&2
+      printf '%s\n' "$out" | tail -n 5 >&2
+      return 1
+    fi
     after=$(mysql "${my[@]}" -N -e "SELECT SUM(version) FROM $schema.seats")
     python3 -c "import sys; n, s = int(sys.argv[1]), float(sys.argv[2] or 0); print(round(n / s) if s else 0)" \
       "$((after - before))" "$secs"
   }
   echo "measuring MySQL limits (mysqlslap, ${CLIENTS} clients) ..." >&2
   local E1 E2 MY HOT_MY
-  E1=$(slap 4 "$e1"); E2=$(slap 1 "$e2")
+  if ! E1=$(slap 4 "$e1") || ! E2=$(slap 1 "$e2"); then
+    mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema"
+    echo "MySQL limits not measured (mysqlslap failed, see above)" >&2
+    return 1
+  fi
   mysql "${my[@]}" -e "DROP DATABASE IF EXISTS $schema"
   echo "running the rush tool on MySQL ..." >&2
   cargo build --release --quiet --example rush
@@ -87,7 +104,7 @@ for r in my + hot:
 PY
 }
 if [ "${LIMITS_MYSQL_ONLY:-}" = 1 ]; then
-  mysql_limits
+  mysql_limits || exit 1
   exit 0
 fi
 

@@ -93,23 +93,54 @@ pub(crate) fn row(e: MySqlError) -> Error {
     }
 }
 
+/// What a server error number means to a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A unique key: the thing already exists (`invalid_request`).
+    Duplicate,
+    /// A constraint or value the caller's data breaks (`invalid_request`).
+    Invalid,
+    /// A conflict with another transaction or a time limit: retryable `unavailable`.
+    Conflict,
+    /// The same statement would fail again: `unavailable`, not retryable.
+    Permanent,
+    /// Anything else from the driver or the server.
+    Other,
+}
+
+fn kind(number: Option<u16>) -> Kind {
+    match number {
+        Some(1062) => Kind::Duplicate,
+        // Foreign key (1452, 1451), CHECK (MariaDB 4025, MySQL 3819), out of range (1264),
+        // too long (1406), NULL (1048), not a valid value (1366).
+        Some(1452 | 1451 | 4025 | 3819 | 1264 | 1406 | 1048 | 1366) => Kind::Invalid,
+        // Deadlock, lock wait timeout or NOWAIT, snapshot check, statement time limits.
+        Some(1213 | 1205 | 3572 | 1020 | 1969 | 3024) => Kind::Conflict,
+        // Too many placeholders (1390), too many prepared statements on the server (1461), no
+        // such table (1146) or column (1054), a syntax error (1064), a write the binlog format
+        // refuses (1665: READ COMMITTED needs ROW or MIXED binlog_format).
+        Some(1390 | 1461 | 1146 | 1054 | 1064 | 1665) => Kind::Permanent,
+        _ => Kind::Other,
+    }
+}
+
 /// Map a database error: constraint violations are the caller's fault (`invalid_request`),
 /// everything else means the store is unavailable, with whether a retry may help.
 pub(crate) fn db(e: sqlx::Error) -> Error {
-    match number(&e) {
-        Some(1062) => Error::InvalidRequest(format!("already exists: {e}")),
-        // Foreign key (1452, 1451), CHECK (MariaDB 4025, MySQL 3819), out of range (1264),
-        // too long (1406), NULL (1048), not a valid value (1366).
-        Some(1452 | 1451 | 4025 | 3819 | 1264 | 1406 | 1048 | 1366) => {
-            Error::InvalidRequest(e.to_string())
-        }
-        // Deadlock, lock wait timeout or NOWAIT, snapshot check, statement time limits.
-        Some(1213 | 1205 | 3572 | 1020 | 1969 | 3024) => Error::backend(
+    match kind(number(&e)) {
+        Kind::Duplicate => Error::InvalidRequest(format!("already exists: {e}")),
+        Kind::Invalid => Error::InvalidRequest(e.to_string()),
+        Kind::Conflict => Error::backend(
             "transaction conflict or lock timeout",
             true,
             MySqlError::from(e),
         ),
-        _ => {
+        Kind::Permanent => Error::backend(
+            "mysql: schema, statement or server configuration",
+            false,
+            MySqlError::from(e),
+        ),
+        Kind::Other => {
             let retryable = matches!(
                 e,
                 sqlx::Error::Io(_)
@@ -145,5 +176,24 @@ mod tests {
             Fail::Err(_)
         ));
         assert!(!commit_refused(&sqlx::Error::PoolTimedOut));
+    }
+
+    /// Errors that a retry would meet again (a statement with too many placeholders, the
+    /// server's prepared statements exhausted, a missing table or column, bad syntax, a binlog
+    /// format READ COMMITTED cannot write with) are not retryable; lock conflicts are. (The
+    /// driver's error type has no public constructor: the number is classified here, and
+    /// [`db`] maps each kind as `Kind::Permanent` shows in its match.)
+    #[test]
+    fn schema_syntax_and_configuration_errors_are_not_retryable() {
+        for number in [1390, 1461, 1146, 1054, 1064, 1665] {
+            assert_eq!(kind(Some(number)), Kind::Permanent, "{number}");
+        }
+        for number in [1213, 1205, 3572, 1020] {
+            assert_eq!(kind(Some(number)), Kind::Conflict, "{number}");
+        }
+        assert_eq!(kind(Some(1062)), Kind::Duplicate);
+        assert_eq!(kind(Some(4025)), Kind::Invalid);
+        assert_eq!(kind(Some(2006)), Kind::Other);
+        assert_eq!(kind(None), Kind::Other);
     }
 }

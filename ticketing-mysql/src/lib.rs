@@ -33,12 +33,19 @@ mod store;
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
 use sqlx::{Executor, MySqlPool};
 use ticketing_core::Error;
 
 pub use error::MySqlError;
 pub use store::MySqlStore;
+
+/// The most seats one hold may name (and so one payment or cancel handle): a command over more
+/// is refused with `invalid_request` before any SQL. A command's seats are one `IN (...)` list of
+/// placeholders, and MySQL allows 65,535 placeholders a statement (error 1390); lists are padded
+/// to a power of two, so this bound also bounds how many variants of a statement a connection
+/// prepares (the server's `max_prepared_stmt_count`, error 1461).
+pub const MAX_SEATS_PER_COMMAND: usize = 1_000;
 
 /// The migrations shipped with this crate.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -109,24 +116,37 @@ impl Default for MySqlConfig {
 }
 
 impl MySqlConfig {
-    /// Connect options for `url` (sqlx's defaults: `time_zone` `+00:00`, utf8mb4).
+    /// Connect options for `url` (sqlx's defaults: `time_zone` `+00:00`, utf8mb4); plain text
+    /// unless the URL asks for TLS (`ssl-mode=` or `sslmode=`, with the `tls` feature).
     pub fn connect_options(&self, url: &str) -> Result<MySqlConnectOptions, Error> {
-        url.parse()
-            .map_err(|e| Error::backend("parsing the MySQL URL", false, e))
+        let options: MySqlConnectOptions = url
+            .parse()
+            .map_err(|e| Error::backend("parsing the MySQL URL", false, e))?;
+        // TLS only when asked for: sqlx's default, `PREFERRED`, falls back to plain text
+        // without a word when the server offers no TLS, and checks no certificate when it does.
+        Ok(if asks_for_tls(url) {
+            options
+        } else {
+            options.ssl_mode(MySqlSslMode::Disabled)
+        })
     }
 
-    /// A pool for `options` sized by this configuration, each connection with this
-    /// configuration's `innodb_lock_wait_timeout`.
+    /// A pool for `options` sized by this configuration. Each new connection is set up by
+    /// `sql/session.sql` (READ COMMITTED, `autocommit`, `STRICT_ALL_TABLES` added to the
+    /// server's `sql_mode`) and gets this configuration's `innodb_lock_wait_timeout`.
     pub async fn pool(&self, options: MySqlConnectOptions) -> Result<MySqlPool, Error> {
         let secs = self.lock_timeout.as_secs() + u64::from(self.lock_timeout.subsec_nanos() > 0);
-        let set = format!("SET SESSION innodb_lock_wait_timeout = {}", secs.max(1));
+        let secs = i64::try_from(secs.max(1)).unwrap_or(i64::MAX);
         MySqlPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
             .after_connect(move |conn, _meta| {
-                let set = set.clone();
                 Box::pin(async move {
-                    conn.execute(sqlx::AssertSqlSafe(set)).await?;
+                    conn.execute(include_str!("../sql/session.sql")).await?;
+                    sqlx::query(include_str!("../sql/session_lock_timeout.sql"))
+                        .bind(secs)
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -141,5 +161,47 @@ impl MySqlStore {
     pub async fn connect(url: &str, config: MySqlConfig) -> Result<Self, Error> {
         let pool = config.pool(config.connect_options(url)?).await?;
         Ok(Self::new(pool, config))
+    }
+}
+
+/// Whether a MySQL URL names an SSL mode (`ssl-mode`, or `sslmode`: sqlx reads both).
+fn asks_for_tls(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|key| key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode"))
+    })
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::{MySqlConfig, asks_for_tls};
+    use sqlx::mysql::MySqlSslMode;
+
+    /// TLS is used only when the URL names a mode, in either spelling sqlx reads.
+    #[test]
+    fn a_url_asks_for_tls_only_with_an_ssl_mode() {
+        assert!(!asks_for_tls("mysql://u@h/db"));
+        assert!(!asks_for_tls("mysql://u@h/db?charset=sslmode"));
+        assert!(asks_for_tls("mysql://u@h/db?ssl-mode=required"));
+        assert!(asks_for_tls("mysql://u@h/db?a=1&sslmode=verify_identity"));
+        assert!(asks_for_tls("mysql://u@h/db?SSL-MODE=disabled"));
+    }
+
+    /// Without a mode in the URL, TLS is off explicitly (not sqlx's `PREFERRED`); with one,
+    /// the URL's mode is kept.
+    #[test]
+    fn connect_options_disable_tls_unless_asked() {
+        let config = MySqlConfig::default();
+        let plain = config
+            .connect_options("mysql://u@h/db")
+            .expect("a valid URL");
+        assert!(format!("{plain:?}").contains("Disabled"), "{plain:?}");
+        let asked = config
+            .connect_options("mysql://u@h/db?ssl-mode=required")
+            .expect("a valid URL");
+        assert!(format!("{asked:?}").contains("Required"), "{asked:?}");
+        let _ = MySqlSslMode::Disabled;
     }
 }

@@ -7,8 +7,14 @@ mod common;
 use ticketing_core::testkit::TestBackend;
 use ticketing_mysql::MySqlConfig;
 
+/// A store on a fresh database, with a pool of at most four connections (the server's
+/// connections are shared by every test running at once).
 async fn backend(config: MySqlConfig) -> Option<TestBackend> {
-    let store = common::fresh_store(config).await?;
+    let store = common::fresh_store(MySqlConfig {
+        max_connections: common::TEST_POOL,
+        ..config
+    })
+    .await?;
     Some(TestBackend::store_only(store))
 }
 

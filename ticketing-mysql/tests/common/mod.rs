@@ -10,7 +10,7 @@ pub mod rush;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sqlx::mysql::MySqlConnectOptions;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySqlPool, Row};
 use ticketing_mysql::{MySqlConfig, MySqlStore};
 
@@ -61,17 +61,28 @@ async fn sweep_old_databases(admin: &MySqlPool) {
     }
 }
 
-/// An admin pool on the database of `MYSQL_URL` (not a test's own).
+/// The most connections a test's pool may have: the server's `max_connections` (151 by
+/// default) is shared by every test running at once, and with everything else on the machine.
+pub const TEST_POOL: u32 = 4;
+
+/// An admin pool (of two connections) on the database of `MYSQL_URL` (not a test's own).
 pub async fn admin_pool(url: &str) -> MySqlPool {
-    MySqlPool::connect(url)
+    MySqlPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
         .await
         .unwrap_or_else(|e| panic!("MYSQL_URL is set but MySQL does not answer: {e}"))
 }
 
-/// A fresh, migrated database: a pool on it, the connect options that reach it, its name.
+/// A fresh, migrated database: a pool on it (at most [`TEST_POOL`] connections, whatever
+/// `config` says), the connect options that reach it, its name.
 pub async fn fresh_database(
     config: &MySqlConfig,
 ) -> Option<(MySqlPool, MySqlConnectOptions, String)> {
+    let config = &MySqlConfig {
+        max_connections: config.max_connections.min(TEST_POOL),
+        ..config.clone()
+    };
     let url = mysql_url()?;
     let admin = admin_pool(&url).await;
     sweep_old_databases(&admin).await;

@@ -1,0 +1,186 @@
+//! One transaction per command: load, lock, let `rules` decide, store.
+
+use ticketing_core::rules::{self, Action};
+use ticketing_core::{
+    Balance, CancelCommand, ChargeCommand, ConfirmCommand, Error, HoldCommand, Payment, PaymentId,
+    Reservation, ReservationStatus, Seat, SeatState, StoredOutcome,
+};
+
+use super::sql_lists::values;
+use super::{MySqlStore, commit};
+use crate::error::{Fail, number};
+use crate::rows::{self, micros};
+
+impl MySqlStore {
+    pub(super) async fn try_hold(&self, cmd: &HoldCommand) -> Result<Reservation, Fail> {
+        let mut tx = self.begin().await?;
+        self.lock_user(&mut tx, cmd.user_id).await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_hold()?);
+        }
+        let owned = match cmd.max_seats_per_user {
+            Some(_) => {
+                let owned: i64 = sqlx::query_scalar(sql!("user_seat_count"))
+                    .bind(cmd.user_id.0)
+                    .bind(cmd.option_id.0)
+                    .bind(micros(cmd.now))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                owned.max(0) as u64
+            }
+            None => 0,
+        };
+        let rows = self.load_seats(&mut tx, &cmd.seat_ids, true).await?;
+        // After the seat locks: a window change either waited for them or bumped the versions.
+        let sale = self.sale_window(&mut tx, cmd.option_id).await?;
+        let seats: Vec<&Seat> = rows.iter().map(|r| &r.seat).collect();
+        let states: Vec<SeatState> = rows.iter().map(|r| r.state).collect();
+        let d = rules::decide_hold(cmd, &sale, &seats, &states, owned)?;
+        self.write_seats(&mut tx, &rows, &d.seats, cmd.fence)
+            .await?;
+        let reservation = d.reservation;
+        sqlx::query(sql!("reservation_insert"))
+            .bind(reservation.id.0)
+            .bind(reservation.user_id.0)
+            .bind(reservation.option_id.0)
+            .bind(rows::seat_ids_json(&reservation.seat_ids))
+            .bind(i64::try_from(reservation.seat_ids.len()).unwrap_or(i64::MAX))
+            .bind(reservation.amount.0)
+            .bind(micros(reservation.expires_at))
+            .bind(micros(reservation.created_at))
+            .execute(&mut *tx)
+            .await?;
+        self.emit(&mut tx, cmd.now, d.event).await?;
+        let outcome = StoredOutcome::Hold(reservation.clone());
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        commit(tx).await?;
+        Ok(reservation)
+    }
+
+    pub(super) async fn try_confirm(&self, cmd: &ConfirmCommand) -> Result<Payment, Fail> {
+        let mut tx = self.begin().await?;
+        let balance = self
+            .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
+            .await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_payment()?);
+        }
+        let reservation = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, true)
+            .await?;
+        // Refusals that need no seat come first (no seat lock taken for them).
+        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        let d = self
+            .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
+                let id = PaymentId::new();
+                let d = rules::decide_confirm(cmd, sale, &reservation, balance, states, id)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })
+            .await?;
+        let payment = d.payment;
+        self.set_balance(&mut tx, cmd.user_id, payment.balance)
+            .await?;
+        sqlx::query(sql!("payment_insert"))
+            .bind(payment.id.0)
+            .bind(payment.reservation_id.0)
+            .bind(payment.user_id.0)
+            .bind(payment.amount.0)
+            .bind(payment.balance.0)
+            .bind(micros(payment.created_at))
+            .execute(&mut *tx)
+            .await?;
+        let seats = &reservation.seat_ids;
+        let mut sales = values(sql!("sales_insert"), seats.len(), 2);
+        for seat in seats {
+            sales = sales.bind(seat.0).bind(reservation.id.0);
+        }
+        if let Err(e) = sales.execute(&mut *tx).await {
+            // The schema's last line of defence: the seat is already sold.
+            return Err(match number(&e) {
+                Some(1062) => Error::SeatUnavailable {
+                    seats: seats.clone(),
+                }
+                .into(),
+                _ => e.into(),
+            });
+        }
+        self.update_reservation(&mut tx, &d.reservation).await?;
+        self.ledger(
+            &mut tx,
+            cmd.user_id,
+            "payment",
+            payment.amount,
+            Some(payment.id.0),
+            cmd.now,
+        )
+        .await?;
+        self.emit(&mut tx, cmd.now, d.event).await?;
+        let outcome = StoredOutcome::Payment(payment.clone());
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        commit(tx).await?;
+        Ok(payment)
+    }
+
+    pub(super) async fn try_cancel(&self, cmd: &CancelCommand) -> Result<Reservation, Fail> {
+        let mut tx = self.begin().await?;
+        let balance = self
+            .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
+            .await?;
+        let reservation = self
+            .fetch_reservation(&mut tx, cmd.reservation_id, true)
+            .await?;
+        rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let d = self
+            .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
+                let d = rules::decide_cancel(cmd, sale, &reservation, balance, states)?;
+                let next = d.seats.clone();
+                Ok((d, next))
+            })
+            .await?;
+        if reservation.status == ReservationStatus::Confirmed {
+            sqlx::query(sql!("sales_delete"))
+                .bind(reservation.id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.update_reservation(&mut tx, &d.reservation).await?;
+        if d.refund.is_positive() {
+            self.set_balance(&mut tx, cmd.user_id, d.balance).await?;
+            self.ledger(
+                &mut tx,
+                cmd.user_id,
+                "refund",
+                d.refund,
+                Some(d.reservation.id.0),
+                cmd.now,
+            )
+            .await?;
+        }
+        self.emit(&mut tx, cmd.now, d.event).await?;
+        commit(tx).await?;
+        Ok(d.reservation)
+    }
+
+    pub(super) async fn try_charge(&self, cmd: &ChargeCommand) -> Result<Balance, Fail> {
+        let mut tx = self.begin().await?;
+        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_charge()?);
+        }
+        let d = rules::decide_charge(cmd, balance)?;
+        self.set_balance(&mut tx, cmd.user_id, d.balance.balance)
+            .await?;
+        self.ledger(&mut tx, cmd.user_id, "charge", cmd.amount, None, cmd.now)
+            .await?;
+        self.emit(&mut tx, cmd.now, rules::ChargeDecision::event(cmd))
+            .await?;
+        let outcome = StoredOutcome::Charge(d.balance);
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
+        commit(tx).await?;
+        Ok(d.balance)
+    }
+}

@@ -1,0 +1,165 @@
+//! Seats: loading (and locking) them in id order, writing their next states under the fencing
+//! and version checks, and the sale window read after them.
+
+use sqlx::MySqlConnection;
+use ticketing_core::rules;
+use ticketing_core::{
+    Error, FencingToken, OptionId, Reservation, Result, SaleWindow, SeatId, SeatState,
+};
+
+use super::sql_lists::in_list;
+use super::{MySqlStore, ids, lost_race, too_many_seats};
+#[cfg(feature = "pessimistic")]
+use crate::LockWait;
+use crate::MySqlStrategy;
+use crate::error::{Fail, lock_not_available};
+use crate::rows::{self, SeatRow};
+
+impl MySqlStore {
+    /// Load (and, pessimistically, lock) seats in id order; missing ids are `not_found`.
+    pub(super) async fn load_seats(
+        &self,
+        conn: &mut MySqlConnection,
+        seat_ids: &[SeatId],
+        for_hold: bool,
+    ) -> Result<Vec<SeatRow>, Fail> {
+        if seat_ids.is_empty() {
+            return Err(Error::invalid("seat_ids must not be empty").into());
+        }
+        let query = match self.config.strategy {
+            #[cfg(feature = "pessimistic")]
+            MySqlStrategy::Pessimistic {
+                lock_wait: LockWait::NoWait,
+            } if for_hold => sql!("seats_lock_nowait"),
+            #[cfg(feature = "pessimistic")]
+            MySqlStrategy::Pessimistic { .. } => sql!("seats_lock"),
+            #[cfg(feature = "optimistic")]
+            MySqlStrategy::Optimistic => sql!("seats_read"),
+        };
+        let mut wanted = ids(seat_ids);
+        wanted.sort_unstable();
+        let rows = match in_list(query, &wanted).fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            // NOWAIT, or the lock wait timed out: someone holds a lock on one of the seats.
+            Err(e) if for_hold && lock_not_available(&e) => {
+                return Err(Fail::Err(Error::SeatUnavailable {
+                    seats: seat_ids.to_vec(),
+                }));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let rows = rows.iter().map(rows::seat).collect::<Result<Vec<_>, _>>()?;
+        if let Some(missing) = wanted
+            .iter()
+            .find(|id| !rows.iter().any(|r| r.seat.id.0 == **id))
+        {
+            return Err(Error::not_found("seat", missing).into());
+        }
+        Ok(rows)
+    }
+
+    /// Refuse a stale fencing token, then store the new states, each only if its version is
+    /// unchanged; a lost compare-and-set asks for a retry of the whole transaction.
+    pub(super) async fn write_seats(
+        &self,
+        conn: &mut MySqlConnection,
+        rows: &[SeatRow],
+        next: &[SeatState],
+        fence: Option<FencingToken>,
+    ) -> Result<(), Fail> {
+        if !rows.iter().all(|r| rules::fence_allows(r.fence, fence)) {
+            return Err(Error::LockLost.into());
+        }
+        let fence = rows::fence_param(fence)?;
+        let mut written = 0;
+        for (row, state) in rows.iter().zip(next) {
+            let (status, reservation, until) = rows::seat_columns(*state);
+            written += sqlx::query(sql!("seat_write"))
+                .bind(status)
+                .bind(reservation)
+                .bind(until)
+                .bind(fence)
+                .bind(fence)
+                .bind(fence)
+                .bind(row.seat.id.0)
+                .bind(row.version)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+        if written == rows.len() as u64 {
+            Ok(())
+        } else {
+            Err(lost_race())
+        }
+    }
+
+    /// Load (and, pessimistically, lock) a reservation's seats, then read its option's sale
+    /// window, let `decide` turn the seats' states (in the reservation's order) and the window
+    /// into a decision and the seats' next states, and store those.
+    pub(super) async fn on_seats<D>(
+        &self,
+        conn: &mut MySqlConnection,
+        reservation: &Reservation,
+        fence: Option<FencingToken>,
+        decide: impl FnOnce(&[SeatState], &SaleWindow) -> Result<(D, Vec<SeatState>)>,
+    ) -> Result<D, Fail> {
+        let wanted = &reservation.seat_ids;
+        // A reservation made by a hold never has more; checked before its seats are loaded.
+        too_many_seats(wanted.len())?;
+        let rows = self.load_seats(conn, wanted, false).await?;
+        let sale = self.sale_window(conn, reservation.option_id).await?;
+        let (d, next) = decide(&states_in_order(&rows, wanted)?, &sale)?;
+        self.write_seats(conn, &rows, &in_row_order(&rows, wanted, &next), fence)
+            .await?;
+        Ok(d)
+    }
+
+    /// An option's sale window, read in the command's transaction after its seats are loaded
+    /// (and, pessimistically, locked); `not_found` for an unknown option. Changing a window
+    /// locks and bumps the version of every seat of the option (`option_sale_fence.sql`), so a
+    /// command either finishes before the change (it waits for the command's seat locks, or
+    /// the command's compare-and-set fails and it is retried) or reads the new window.
+    pub(super) async fn sale_window(
+        &self,
+        conn: &mut MySqlConnection,
+        option: OptionId,
+    ) -> Result<SaleWindow, Fail> {
+        let row = sqlx::query(sql!("option_sale"))
+            .bind(option.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| Error::not_found("option", option))?;
+        Ok(rows::sale_window(&row)?)
+    }
+}
+
+/// The states of `rows` (loaded in id order) in the order of `wanted`.
+pub(super) fn states_in_order(rows: &[SeatRow], wanted: &[SeatId]) -> Result<Vec<SeatState>, Fail> {
+    wanted
+        .iter()
+        .map(|id| {
+            rows.iter()
+                .find(|r| r.seat.id == *id)
+                .map(|r| r.state)
+                .ok_or_else(|| Error::not_found("seat", id).into())
+        })
+        .collect()
+}
+
+/// `next` (in the order of `wanted`) rearranged into the order of `rows`.
+pub(super) fn in_row_order(
+    rows: &[SeatRow],
+    wanted: &[SeatId],
+    next: &[SeatState],
+) -> Vec<SeatState> {
+    rows.iter()
+        .map(|r| {
+            wanted
+                .iter()
+                .position(|id| *id == r.seat.id)
+                .and_then(|i| next.get(i).copied())
+                .unwrap_or(r.state)
+        })
+        .collect()
+}
