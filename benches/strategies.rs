@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ticketing::{
-    CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand, HoldCommand,
-    OptionId, Points, ReservationId, Seat, SeatId, ShowOption, TicketStore, UserId,
+    CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, HoldCommand, OptionId, PayCommand,
+    Points, ReservationId, Seat, SeatId, ShowOption, TicketStore, UserId,
 };
 use ticketing_core::testkit::fresh_base;
 use ticketing_memory::{MemoryStore, Strategy};
@@ -169,14 +169,14 @@ async fn settle(store: &Arc<dyn TicketStore>, confirm: bool, tasks: u64, ops: u6
                     let (id, user) = held[i];
                     let now = Utc::now();
                     if confirm {
-                        let cmd = ConfirmCommand {
+                        let cmd = PayCommand {
                             reservation_id: id,
                             user_id: user,
                             now,
                             idempotency: None,
                             fence: None,
                         };
-                        store.confirm(cmd).await.expect("confirm");
+                        store.pay(cmd).await.expect("confirm");
                     } else {
                         let cmd = CancelCommand {
                             reservation_id: id,

@@ -10,11 +10,11 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use ticketing::rules::{self, Action};
 use ticketing::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
-    DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
-    OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
-    UserId, async_trait,
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent, Error,
+    EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId,
+    OptionSummary, OutboxRecord, PayCommand, Payment, PaymentId, Points, Reservation,
+    ReservationId, Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption,
+    StoredOutcome, TicketStore, UserId, async_trait,
 };
 
 /// A seat as stored: the seat, its state, and the newest fencing token a write carried.
@@ -292,14 +292,14 @@ impl TicketStore for GuideStore {
         Ok(d.reservation)
     }
 
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
         let mut st = self.state();
         let reservation = st.reservation(cmd.reservation_id, cmd.user_id)?;
         if let Some(outcome) = st.replay(cmd.idempotency.as_ref())? {
             return outcome.into_payment();
         }
         let (window, states, balance) = st.load_for(&reservation, cmd.fence)?;
-        let d = rules::decide_confirm(
+        let d = rules::decide_pay(
             &cmd,
             &window,
             &reservation,

@@ -269,8 +269,10 @@ pub enum EventKind {
         /// Which seats.
         seat_ids: Vec<SeatId>,
     },
-    /// A hold was paid and its seats sold.
-    HoldConfirmed {
+    /// A hold was paid and its seats sold (`hold_confirmed` in events stored before the name
+    /// was made one with paying's, which are still read).
+    #[serde(alias = "hold_confirmed")]
+    HoldPaid {
         /// The reservation.
         reservation_id: ReservationId,
         /// The payment.
@@ -346,7 +348,7 @@ impl EventKind {
     pub fn reservation_id(&self) -> Option<ReservationId> {
         match self {
             EventKind::HoldPlaced { reservation_id, .. }
-            | EventKind::HoldConfirmed { reservation_id, .. }
+            | EventKind::HoldPaid { reservation_id, .. }
             | EventKind::ReservationCancelled { reservation_id, .. }
             | EventKind::HoldExpired { reservation_id }
             | EventKind::ProviderPaymentStarted { reservation_id, .. }
@@ -398,4 +400,27 @@ pub struct Catalog {
     pub options: Vec<ShowOption>,
     /// Their seats.
     pub seats: Vec<Seat>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events written before paying had one name read as that name: a relay reading an old
+    /// outbox row, or a consumer reading an old stream entry, still understands it.
+    #[test]
+    fn a_hold_paid_event_is_written_as_such_and_the_old_name_still_reads() {
+        let event = EventKind::HoldPaid {
+            reservation_id: ReservationId::new(),
+            payment_id: PaymentId::new(),
+            amount: Points(10),
+        };
+        let json = serde_json::to_string(&event).expect("json");
+        assert!(json.contains(r#""type":"hold_paid""#), "{json}");
+        let old = json.replace("hold_paid", "hold_confirmed");
+        assert_eq!(
+            serde_json::from_str::<EventKind>(&old).expect("old name"),
+            event
+        );
+    }
 }

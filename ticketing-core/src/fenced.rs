@@ -17,7 +17,7 @@ use crate::idempotency::IdempotencyRecord;
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
 use crate::lock::{Acquired, Lease, LockManager};
 use crate::money::Points;
-use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
+use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// Wraps a store so that every seat write happens under a lease of the lock manager on those
 /// seats and carries the lease's fencing token; the store refuses a token older than one it
@@ -367,7 +367,7 @@ impl TicketStore for FencedStore {
         self.finish(&lease, held).await
     }
 
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
         let r = self.owned(cmd.reservation_id, cmd.user_id, cmd.now).await?;
         let keys = Self::keys(r.option_id, &r.seat_ids);
         let now = cmd.now;
@@ -375,7 +375,7 @@ impl TicketStore for FencedStore {
         self.under_lease(keys, self.attempts, Self::busy(), |lease| async move {
             let paid = self
                 .store
-                .confirm(ConfirmCommand {
+                .pay(PayCommand {
                     fence: Some(lease.token),
                     ..cmd
                 })

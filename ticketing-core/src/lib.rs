@@ -67,7 +67,7 @@ pub use queue::{
     ENDED, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
 };
 pub use service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
-pub use store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
+pub use store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// Re-exported so backends name the same `async_trait` the traits use.
 pub use async_trait::async_trait;

@@ -21,8 +21,8 @@ mod sale;
 
 pub use catalog::validate_catalog;
 pub use commands::{
-    CancelDecision, ChargeDecision, ConfirmDecision, HoldDecision, decide_cancel, decide_charge,
-    decide_confirm, decide_hold, seats_owned,
+    CancelDecision, ChargeDecision, HoldDecision, PayDecision, decide_cancel, decide_charge,
+    decide_hold, decide_pay, seats_owned,
 };
 pub use provider::{
     BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, check_no_charge_in_flight,
@@ -127,7 +127,7 @@ pub fn fence_allows(seen: Option<FencingToken>, mine: Option<FencingToken>) -> b
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Pay for a hold.
-    Confirm,
+    Pay,
     /// Cancel a hold or a confirmed reservation.
     Cancel,
     /// Mark a hold whose time ran out as expired.
@@ -137,7 +137,7 @@ pub enum Action {
 impl Action {
     pub(crate) const fn verb(self) -> &'static str {
         match self {
-            Action::Confirm => "pay",
+            Action::Pay => "pay",
             Action::Cancel => "cancel",
             Action::Expire => "expire",
         }
@@ -168,7 +168,7 @@ pub fn transition(
         })
     };
     match (from, action) {
-        (Held, Action::Confirm) => to(Confirmed),
+        (Held, Action::Pay) => to(Confirmed),
         (Held, Action::Cancel) => to(Cancelled),
         (Confirmed, Action::Cancel) => Ok(Transition {
             to: Cancelled,
@@ -176,7 +176,7 @@ pub fn transition(
         }),
         // Stored as held but past its time: expiring it is the one legal move.
         (Expired, Action::Expire) if reservation.status == Held => to(Expired),
-        (Expired, Action::Confirm) => Err(Error::HoldExpired),
+        (Expired, Action::Pay) => Err(Error::HoldExpired),
         (from, action) => Err(Error::InvalidState {
             state: from.as_str(),
             action: action.verb(),
@@ -313,10 +313,7 @@ mod tests {
         use ReservationStatus::*;
         let held = reservation(Held);
         let ok = |r: &Reservation, a, now| transition(r, a, now).map(|t| (t.to, t.refund)).ok();
-        assert_eq!(
-            ok(&held, Action::Confirm, t0()),
-            Some((Confirmed, Points(0)))
-        );
+        assert_eq!(ok(&held, Action::Pay, t0()), Some((Confirmed, Points(0))));
         assert_eq!(
             ok(&held, Action::Cancel, t0()),
             Some((Cancelled, Points(0)))
@@ -338,10 +335,7 @@ mod tests {
         let held = reservation(Held);
         let code = |r: &Reservation, a, now| transition(r, a, now).err().map(|e| e.code());
         let late = held.expires_at;
-        assert_eq!(
-            code(&held, Action::Confirm, late),
-            Some(ErrorCode::HoldExpired)
-        );
+        assert_eq!(code(&held, Action::Pay, late), Some(ErrorCode::HoldExpired));
         assert_eq!(
             code(&held, Action::Cancel, late),
             Some(ErrorCode::InvalidState)
@@ -356,10 +350,7 @@ mod tests {
                 code(&r, Action::Expire, late),
                 Some(ErrorCode::InvalidState)
             );
-            assert!(
-                code(&r, Action::Confirm, t0()).is_some(),
-                "{status:?} confirm"
-            );
+            assert!(code(&r, Action::Pay, t0()).is_some(), "{status:?} confirm");
         }
         assert_eq!(
             code(&reservation(Cancelled), Action::Cancel, t0()),
@@ -370,7 +361,7 @@ mod tests {
             Some(ErrorCode::InvalidState)
         );
         assert_eq!(
-            code(&reservation(Confirmed), Action::Confirm, t0()),
+            code(&reservation(Confirmed), Action::Pay, t0()),
             Some(ErrorCode::InvalidState)
         );
     }
@@ -418,7 +409,7 @@ mod tests {
     #[test]
     fn refusals_name_the_action_and_the_state() {
         let cases = [
-            (ReservationStatus::Cancelled, Action::Confirm, "pay"),
+            (ReservationStatus::Cancelled, Action::Pay, "pay"),
             (ReservationStatus::Cancelled, Action::Cancel, "cancel"),
             (ReservationStatus::Confirmed, Action::Expire, "expire"),
         ];

@@ -15,7 +15,7 @@ use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
 use crate::money::Points;
 use crate::queue::{QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue};
 use crate::rules;
-use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
+use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// Limits and defaults of the service.
 #[derive(Debug, Clone)]
@@ -323,7 +323,7 @@ impl TicketingService {
         }
         let payment = self
             .store
-            .confirm(ConfirmCommand {
+            .pay(PayCommand {
                 reservation_id: req.reservation_id,
                 user_id: req.user_id,
                 now: self.clock.now(),

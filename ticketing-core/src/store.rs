@@ -39,7 +39,7 @@ pub struct HoldCommand {
 
 /// Pay for a hold: debit the wallet and sell the seats, atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfirmCommand {
+pub struct PayCommand {
     /// The reservation to pay.
     pub reservation_id: ReservationId,
     /// The payer, who must own it.
@@ -122,7 +122,7 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     async fn hold(&self, cmd: HoldCommand) -> Result<Reservation>;
 
     /// Pay a hold: debit (never below zero), seats held → sold, payment recorded, or nothing.
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment>;
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment>;
 
     /// Cancel: seats freed, paid points refunded. Returns the reservation as cancelled.
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation>;

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use ticketing_core::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
-    DomainEvent, Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord,
-    OptionId, OptionSummary, OutboxRecord, Payment, PaymentId, Points, Reservation, ReservationId,
-    Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption, StoredOutcome, TicketStore,
-    UserId, async_trait,
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent, Error,
+    EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId,
+    OptionSummary, OutboxRecord, PayCommand, Payment, PaymentId, Points, Reservation,
+    ReservationId, Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption,
+    StoredOutcome, TicketStore, UserId, async_trait,
     rules::{self, Action},
 };
 
@@ -444,7 +444,7 @@ impl TicketStore for MemoryStore {
         })
     }
 
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
         let owner = self.owner(cmd.reservation_id)?;
         if owner != cmd.user_id {
             return Err(Error::Forbidden);
@@ -462,7 +462,7 @@ impl TicketStore for MemoryStore {
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         // Refusals that need no seat come first.
-        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        rules::transition(&reservation, Action::Pay, cmd.now)?;
         let sale = sale_window(&catalog, reservation.option_id)?;
         let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
@@ -470,8 +470,7 @@ impl TicketStore for MemoryStore {
             .inner
             .seats
             .transact_decision(&cells, cmd.fence, |states| {
-                let d =
-                    rules::decide_confirm(&cmd, &sale, &reservation, balance, states, payment_id)?;
+                let d = rules::decide_pay(&cmd, &sale, &reservation, balance, states, payment_id)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use ticketing_core::{
-    CancelCommand, ChargeCommand, ConfirmCommand, Error, ErrorCode, HoldCommand, IdempotencyKey,
-    OptionId, Points, ReservationId, SeatId, TicketStore, UserId,
+    CancelCommand, ChargeCommand, Error, ErrorCode, HoldCommand, IdempotencyKey, OptionId,
+    PayCommand, Points, ReservationId, SeatId, TicketStore, UserId,
 };
 use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
 use tokio::task::JoinHandle;
@@ -84,8 +84,8 @@ fn hold_cmd(user: UserId, seats: &[i64]) -> HoldCommand {
     }
 }
 
-fn confirm_cmd(user: UserId, id: ReservationId) -> ConfirmCommand {
-    ConfirmCommand {
+fn pay_cmd(user: UserId, id: ReservationId) -> PayCommand {
+    PayCommand {
         reservation_id: id,
         user_id: user,
         now: now(),
@@ -247,12 +247,12 @@ async fn two_payments_from_one_wallet_in_one_batch_never_overdraw_it() {
     let plug = f.plug().await;
     let t1 = spawn({
         let s = f.store.clone();
-        async move { s.confirm(confirm_cmd(user, r1.id)).await }
+        async move { s.pay(pay_cmd(user, r1.id)).await }
     });
     f.queued(1).await;
     let t2 = spawn({
         let s = f.store.clone();
-        async move { s.confirm(confirm_cmd(user, r2.id)).await }
+        async move { s.pay(pay_cmd(user, r2.id)).await }
     });
     f.queued(2).await;
     f.pull(plug, 2).await;

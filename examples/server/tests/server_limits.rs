@@ -12,8 +12,8 @@ use serde_json::json;
 use server_common::app::limit::Limits;
 use server_common::{Server, serve, start};
 use ticketing::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
-    HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, Payment, Points,
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, HoldCommand,
+    IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, PayCommand, Payment, Points,
     Reservation, ReservationId, Result, SeatView, ShowOption, TicketStore, TicketingService,
     UserId, async_trait,
 };
@@ -130,9 +130,9 @@ impl TicketStore for SlowAnswers {
         let r = self.inner.hold(cmd).await;
         self.late(r).await
     }
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
         self.wait_to_start().await;
-        let r = self.inner.confirm(cmd).await;
+        let r = self.inner.pay(cmd).await;
         self.late(r).await
     }
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {

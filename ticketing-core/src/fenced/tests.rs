@@ -35,14 +35,14 @@ async fn someone_elses_reservation_is_refused_before_any_lease() {
     store
         .expect_reservation()
         .returning(move |_, _| Ok(r.clone()));
-    store.expect_confirm().never();
+    store.expect_pay().never();
     store.expect_cancel().never();
     let mut locks = MockLockManager::new();
     locks.expect_try_acquire().never();
     locks.expect_try_acquire_untaken().never();
     let fenced = FencedStore::new(Arc::new(store), Arc::new(locks), Duration::seconds(5));
     let pay = fenced
-        .confirm(ConfirmCommand {
+        .pay(PayCommand {
             reservation_id: id,
             user_id: UserId(7),
             now: Utc::now(),

@@ -16,7 +16,7 @@ use crate::rules::{
     Action, check_cancel_before_show, check_sale, check_sale_not_ended, hold_seat, release_seat,
     sell_seat, transition,
 };
-use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand};
+use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand};
 
 /// What a hold does: the new reservation, the seats' next states (in the order given) and the
 /// event to record.
@@ -32,7 +32,7 @@ pub struct HoldDecision {
 
 /// What a payment does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfirmDecision {
+pub struct PayDecision {
     /// The reservation as confirmed.
     pub reservation: Reservation,
     /// The payment recorded.
@@ -173,18 +173,18 @@ pub fn decide_hold(
 /// (`sale_closed`: a hold made during the sale is not paid after it; see
 /// [`check_sale_not_ended`]), too few points (`insufficient_points`), a seat no longer held by
 /// it (`hold_expired`).
-pub fn decide_confirm(
-    cmd: &ConfirmCommand,
+pub fn decide_pay(
+    cmd: &PayCommand,
     sale: &SaleWindow,
     reservation: &Reservation,
     balance: Points,
     states: &[SeatState],
     payment_id: PaymentId,
-) -> Result<ConfirmDecision, Error> {
+) -> Result<PayDecision, Error> {
     if reservation.user_id != cmd.user_id {
         return Err(Error::Forbidden);
     }
-    let t = transition(reservation, Action::Confirm, cmd.now)?;
+    let t = transition(reservation, Action::Pay, cmd.now)?;
     check_sale_not_ended(sale, cmd.now)?;
     if balance < reservation.amount {
         return Err(Error::InsufficientPoints {
@@ -211,12 +211,12 @@ pub fn decide_confirm(
         created_at: cmd.now,
         method: PaymentMethod::Points,
     };
-    let event = EventKind::HoldConfirmed {
+    let event = EventKind::HoldPaid {
         reservation_id: reservation.id,
         payment_id,
         amount: reservation.amount,
     };
-    Ok(ConfirmDecision {
+    Ok(PayDecision {
         reservation: Reservation {
             status: t.to,
             payment_id: Some(payment_id),
@@ -354,14 +354,14 @@ mod tests {
         let refused = decide_hold(&cmd, &closed, &[&a], &[free], 0);
         assert!(matches!(refused, Err(Error::SaleClosed { .. })));
         let d = decide_hold(&cmd, &on_sale(cmd.now), &[&a], &[free], 0).expect("on sale");
-        let pay = ConfirmCommand {
+        let pay = PayCommand {
             reservation_id: d.reservation.id,
             user_id: d.reservation.user_id,
             now: cmd.now,
             idempotency: None,
             fence: None,
         };
-        let paid = decide_confirm(
+        let paid = decide_pay(
             &pay,
             &on_sale(cmd.now),
             &d.reservation,
@@ -370,7 +370,7 @@ mod tests {
             PaymentId::new(),
         );
         assert!(paid.is_ok());
-        let late = decide_confirm(
+        let late = decide_pay(
             &pay,
             &closed,
             &d.reservation,

@@ -72,8 +72,8 @@ pub fn begin_provider_payment(
     if reservation.user_id != user {
         return Err(Error::Forbidden);
     }
-    check_no_charge_in_flight(attempts, Action::Confirm)?;
-    transition(reservation, Action::Confirm, now)?;
+    check_no_charge_in_flight(attempts, Action::Pay)?;
+    transition(reservation, Action::Pay, now)?;
     check_sale_not_ended(sale, now)?;
     if bound <= Duration::zero() {
         return Err(Error::invalid("a provider payment needs a positive bound"));
@@ -143,7 +143,7 @@ pub enum ChargeSettlement {
         seats: Vec<SeatState>,
         /// The attempt, succeeded.
         attempt: PaymentAttempt,
-        /// `hold_confirmed`.
+        /// `hold_paid`.
         event: EventKind,
     },
     /// Declined (or voided): nothing was taken; the reservation, if still held, is released
@@ -229,7 +229,7 @@ pub fn settle_charge(
                             reservation: reservation.id,
                         })
                         .collect(),
-                    event: EventKind::HoldConfirmed {
+                    event: EventKind::HoldPaid {
                         reservation_id: reservation.id,
                         payment_id,
                         amount: attempt.amount,

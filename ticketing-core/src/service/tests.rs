@@ -210,7 +210,7 @@ async fn paying_someone_elses_reservation_never_confirms() {
     store
         .expect_reservation()
         .returning(move |_, _| Ok(theirs.clone()));
-    store.expect_confirm().never();
+    store.expect_pay().never();
     let mut queue = MockWaitingQueue::new();
     queue.expect_status().never();
     let s = service(store).with_queue(Arc::new(queue));
@@ -227,7 +227,7 @@ async fn paying_someone_elses_reservation_never_confirms() {
 }
 
 /// A store's confirm that succeeds: 200 points paid, nothing left.
-fn paid(cmd: ConfirmCommand) -> Result<Payment> {
+fn paid(cmd: PayCommand) -> Result<Payment> {
     Ok(Payment {
         id: crate::PaymentId::new(),
         reservation_id: cmd.reservation_id,
@@ -268,7 +268,7 @@ async fn a_payment_after_a_hold_through_the_same_service_reads_nothing_first() {
         })
     });
     store.expect_reservation().never();
-    store.expect_confirm().times(1).returning(paid);
+    store.expect_pay().times(1).returning(paid);
     // Paying ends the buyer's queue token (their place goes to the next in line).
     let mut queue = admitting_queue(2);
     queue
@@ -307,7 +307,7 @@ async fn a_payment_of_an_unknown_reservation_reads_it_once_then_knows_its_owner(
         .expect_reservation()
         .times(1)
         .returning(move |_, _| Ok(theirs.clone()));
-    store.expect_confirm().never();
+    store.expect_pay().never();
     let s = service(store).with_queue(Arc::new(admitting_queue(0)));
     for _ in 0..2 {
         let req = PayRequest {
@@ -332,7 +332,7 @@ async fn without_a_gate_a_payment_is_one_store_call() {
     store.expect_reservation().never();
     store.expect_option().never();
     store
-        .expect_confirm()
+        .expect_pay()
         .times(1)
         .returning(|_| Err(Error::Forbidden));
     let s = service(store);
@@ -374,7 +374,7 @@ async fn a_payment_stands_when_the_queue_cannot_end_the_token() {
         .expect_reservation()
         .times(1)
         .returning(|_, _| Ok(reservation(UserId(7))));
-    store.expect_confirm().times(1).returning(paid);
+    store.expect_pay().times(1).returning(paid);
     let mut queue = admitting_queue(1);
     queue.expect_leave().times(1).returning(|_, _| {
         Err(Error::Unavailable {
@@ -408,7 +408,7 @@ async fn a_token_that_ended_still_pays_for_its_holds_but_holds_nothing_new() {
         .expect_reservation()
         .times(1)
         .returning(|_, _| Ok(reservation(UserId(7))));
-    store.expect_confirm().times(1).returning(paid);
+    store.expect_pay().times(1).returning(paid);
     store.expect_hold().never();
     let mut queue = MockWaitingQueue::new();
     queue.expect_status().times(2).returning(|token, _| {

@@ -21,7 +21,7 @@ use crate::lock::LockManager;
 use crate::money::Points;
 use crate::queue::WaitingQueue;
 use crate::service::HoldRequest;
-use crate::store::{CancelCommand, ChargeCommand, ConfirmCommand, HoldCommand, TicketStore};
+use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// A store that counts the holds that reach it and passes everything on.
 #[derive(Debug)]
@@ -80,8 +80,8 @@ impl TicketStore for CountingStore {
         self.holds.fetch_add(1, Ordering::SeqCst);
         self.inner.hold(cmd).await
     }
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
-        self.inner.confirm(cmd).await
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
+        self.inner.pay(cmd).await
     }
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
         self.inner.cancel(cmd).await

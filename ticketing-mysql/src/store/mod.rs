@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row};
 use ticketing_core::rules;
 use ticketing_core::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand, Error,
-    HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, Payment, Points,
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, Error, HoldCommand,
+    IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, PayCommand, Payment, Points,
     Reservation, ReservationId, Result, SeatId, SeatView, ShowOption, TicketStore, UserId,
     async_trait,
 };
@@ -243,8 +243,8 @@ impl TicketStore for MySqlStore {
         retrying!(self, self.try_hold(&cmd))
     }
 
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
-        retrying!(self, self.try_confirm(&cmd))
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
+        retrying!(self, self.try_pay(&cmd))
     }
 
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {

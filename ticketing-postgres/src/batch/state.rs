@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    Balance, CancelCommand, ChargeCommand, ConfirmCommand, DomainEvent, Error, EventKind,
-    FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId, Payment, PaymentId,
+    Balance, CancelCommand, ChargeCommand, DomainEvent, Error, EventKind, FencingToken,
+    HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId, PayCommand, Payment, PaymentId,
     Points, Reservation, ReservationId, ReservationStatus, SaleWindow, Seat, SeatId, SeatState,
     StoredOutcome, UserId,
 };
@@ -18,7 +18,7 @@ use ticketing_core::{
 #[derive(Debug, Clone)]
 pub(crate) enum Command {
     Hold(HoldCommand),
-    Confirm(ConfirmCommand),
+    Pay(PayCommand),
     Cancel(CancelCommand),
     Charge(ChargeCommand),
 }
@@ -27,7 +27,7 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     Hold(Reservation),
-    Confirm(Payment),
+    Pay(Payment),
     Cancel(Reservation),
     Charge(Balance),
 }
@@ -38,7 +38,7 @@ impl Command {
     pub(crate) fn user(&self) -> UserId {
         match self {
             Command::Hold(c) => c.user_id,
-            Command::Confirm(c) => c.user_id,
+            Command::Pay(c) => c.user_id,
             Command::Cancel(c) => c.user_id,
             Command::Charge(c) => c.user_id,
         }
@@ -47,7 +47,7 @@ impl Command {
     /// The reservation it names, for payments and cancels.
     pub(crate) fn reservation(&self) -> Option<ReservationId> {
         match self {
-            Command::Confirm(c) => Some(c.reservation_id),
+            Command::Pay(c) => Some(c.reservation_id),
             Command::Cancel(c) => Some(c.reservation_id),
             Command::Hold(_) | Command::Charge(_) => None,
         }
@@ -57,7 +57,7 @@ impl Command {
     pub(crate) fn key(&self) -> Option<&IdempotencyKey> {
         match self {
             Command::Hold(c) => c.idempotency.as_ref(),
-            Command::Confirm(c) => c.idempotency.as_ref(),
+            Command::Pay(c) => c.idempotency.as_ref(),
             Command::Charge(c) => c.idempotency.as_ref(),
             Command::Cancel(_) => None,
         }
@@ -117,7 +117,7 @@ impl State {
     pub(crate) fn apply(&mut self, cmd: &Command) -> Result<Outcome, Error> {
         match cmd {
             Command::Hold(c) => self.hold(c).map(Outcome::Hold),
-            Command::Confirm(c) => self.confirm(c).map(Outcome::Confirm),
+            Command::Pay(c) => self.pay(c).map(Outcome::Pay),
             Command::Cancel(c) => self.cancel(c).map(Outcome::Cancel),
             Command::Charge(c) => self.charge(c).map(Outcome::Charge),
         }
@@ -248,17 +248,17 @@ impl State {
         Ok(reservation)
     }
 
-    fn confirm(&mut self, cmd: &ConfirmCommand) -> Result<Payment, Error> {
+    fn pay(&mut self, cmd: &PayCommand) -> Result<Payment, Error> {
         let reservation = self.owned(cmd.reservation_id, cmd.user_id)?;
         if let Some(outcome) = self.replay(cmd.idempotency.as_ref())? {
             return outcome.into_payment();
         }
-        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        rules::transition(&reservation, Action::Pay, cmd.now)?;
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
         let sale = self.sale_window(reservation.option_id)?;
         let id = PaymentId::new();
-        let d = rules::decide_confirm(cmd, &sale, &reservation, balance, &states, id)?;
+        let d = rules::decide_pay(cmd, &sale, &reservation, balance, &states, id)?;
         self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         self.wallets.insert(cmd.user_id, d.payment.balance);
         self.dirty_wallets.insert(cmd.user_id);

@@ -2,7 +2,7 @@
 
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    Balance, CancelCommand, ChargeCommand, ConfirmCommand, Error, HoldCommand, Payment, PaymentId,
+    Balance, CancelCommand, ChargeCommand, Error, HoldCommand, PayCommand, Payment, PaymentId,
     Reservation, ReservationStatus, Result, Seat, SeatState, StoredOutcome,
 };
 
@@ -60,7 +60,7 @@ impl PgStore {
         Ok(reservation)
     }
 
-    pub(super) async fn try_confirm(&self, cmd: &ConfirmCommand) -> Result<Payment, Fail> {
+    pub(super) async fn try_pay(&self, cmd: &PayCommand) -> Result<Payment, Fail> {
         let mut tx = self.begin().await?;
         let balance = self
             .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
@@ -72,11 +72,11 @@ impl PgStore {
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
         // Refusals that need no seat come first (no seat lock taken for them).
-        rules::transition(&reservation, Action::Confirm, cmd.now)?;
+        rules::transition(&reservation, Action::Pay, cmd.now)?;
         let d = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
                 let id = PaymentId::new();
-                let d = rules::decide_confirm(cmd, sale, &reservation, balance, states, id)?;
+                let d = rules::decide_pay(cmd, sale, &reservation, balance, states, id)?;
                 let next = d.seats.clone();
                 Ok((d, next))
             })

@@ -8,10 +8,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use ticketing_core::rules;
 use ticketing_core::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, ConfirmCommand,
-    DomainEvent, Error, HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord,
-    Payment, Points, Reservation, ReservationId, Result, SeatId, SeatView, ShowOption,
-    StoredOutcome, TicketStore, UserId, async_trait,
+    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent, Error,
+    HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, PayCommand, Payment,
+    Points, Reservation, ReservationId, Result, SeatId, SeatView, ShowOption, StoredOutcome,
+    TicketStore, UserId, async_trait,
 };
 
 #[cfg(feature = "pessimistic")]
@@ -270,14 +270,14 @@ impl TicketStore for PgStore {
         retrying!(self, self.try_hold(&cmd))
     }
 
-    async fn confirm(&self, cmd: ConfirmCommand) -> Result<Payment> {
+    async fn pay(&self, cmd: PayCommand) -> Result<Payment> {
         if let Some(batcher) = &self.batcher {
-            return match batcher.submit(Command::Confirm(cmd)).await? {
-                Outcome::Confirm(p) => Ok(p),
+            return match batcher.submit(Command::Pay(cmd)).await? {
+                Outcome::Pay(p) => Ok(p),
                 _ => Err(mismatch()),
             };
         }
-        retrying!(self, self.try_confirm(&cmd))
+        retrying!(self, self.try_pay(&cmd))
     }
 
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {

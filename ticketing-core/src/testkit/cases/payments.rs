@@ -125,14 +125,14 @@ pub async fn paying_anothers_reservation_is_forbidden(b: TestBackend) {
     h.charge(bb, Points(5_000)).await;
     let r = h.hold(a, &[h.seats[0]]).await.expect("hold");
     assert_code(h.pay(bb, r.id).await, ErrorCode::Forbidden);
-    let confirm = crate::ConfirmCommand {
+    let confirm = crate::PayCommand {
         reservation_id: r.id,
         user_id: bb,
         now: h.now(),
         idempotency: None,
         fence: None,
     };
-    assert_code(h.store.confirm(confirm).await, ErrorCode::Forbidden);
+    assert_code(h.store.pay(confirm).await, ErrorCode::Forbidden);
     assert_eq!(h.balance(bb).await, Points(5_000));
     assert_eq!(h.statuses(&[h.seats[0]]).await, vec![SeatStatus::Held]);
 }

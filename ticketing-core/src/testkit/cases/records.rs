@@ -90,7 +90,7 @@ pub async fn outbox_records_changes_in_order_and_acks(b: TestBackend) {
         matches!(&mine[1].event.kind, EventKind::HoldPlaced { seat_ids, .. } if *seat_ids == vec![h.seats[0]])
     );
     assert!(
-        matches!(mine[2].event.kind, EventKind::HoldConfirmed { payment_id, .. } if payment_id == p.id)
+        matches!(mine[2].event.kind, EventKind::HoldPaid { payment_id, .. } if payment_id == p.id)
     );
     assert!(matches!(
         mine[3].event.kind,
