@@ -182,6 +182,7 @@ async fn settle(store: &Arc<dyn TicketStore>, confirm: bool, tasks: u64, ops: u6
                             reservation_id: id,
                             user_id: user,
                             now,
+                            idempotency: None,
                             fence: None,
                         };
                         store.cancel(cmd).await.expect("cancel");

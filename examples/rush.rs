@@ -24,6 +24,7 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use ticketing::{CancelRequest, ChargeRequest};
 use ticketing::{
     ErrorCode, FencedStore, HoldRequest, OptionId, PayRequest, Points, ReservationId,
     ReservationStatus, SeatId, SeatStatus, ServiceConfig, TicketStore, TicketingService, UserId,
@@ -206,39 +207,28 @@ async fn library(s: &TicketingService, op: &str, user: i64, arg: Value) -> Outco
     let user = UserId(user);
     let result = match op {
         "charge" => s
-            .charge(user, Points(arg.as_i64().unwrap_or(0)), None)
+            .charge(ChargeRequest::new(user, Points(arg.as_i64().unwrap_or(0))))
             .await
             .map(|b| json!({"balance": b.balance.0})),
         "hold" => {
-            let seat_ids = arg
+            let seat_ids: Vec<SeatId> = arg
                 .as_array()
                 .map(|a| a.iter().filter_map(Value::as_i64).map(SeatId).collect())
                 .unwrap_or_default();
-            s.hold(HoldRequest {
-                user_id: user,
-                option_id: OptionId(1),
-                seat_ids,
-                queue_token: None,
-                idempotency_key: None,
-            })
-            .await
-            .map(|r| json!({"id": r.id.0.to_string()}))
+            s.hold(HoldRequest::new(user, OptionId(1), seat_ids))
+                .await
+                .map(|r| json!({"id": r.id.0.to_string()}))
         }
         "pay" => match arg.as_str().and_then(|s| s.parse().ok()) {
             Some(id) => s
-                .pay(PayRequest {
-                    user_id: user,
-                    reservation_id: ReservationId(id),
-                    queue_token: None,
-                    idempotency_key: None,
-                })
+                .pay(PayRequest::new(user, ReservationId(id)))
                 .await
                 .map(|p| json!({"amount": p.amount.0})),
             None => return Outcome::Failed("bad id".into()),
         },
         "cancel" => match arg.as_str().and_then(|s| s.parse().ok()) {
             Some(id) => s
-                .cancel(user, ReservationId(id))
+                .cancel(CancelRequest::new(user, ReservationId(id)))
                 .await
                 .map(|r| json!({"refunded_amount": r.refunded_amount.0})),
             None => return Outcome::Failed("bad id".into()),

@@ -23,35 +23,22 @@
 //! let (ticket, _) = service.enqueue(UserId(7), ConcertId(1)).await?;
 //! let (other, _) = service.enqueue(UserId(8), ConcertId(1)).await?;
 //! service.admit().await?;
-//! service.charge(UserId(7), Points(100_000), None).await?;
+//! service.charge(ChargeRequest::new(UserId(7), Points(100_000))).await?;
 //! let hold = service
-//!     .hold(HoldRequest {
-//!         user_id: UserId(7),
-//!         option_id: OptionId(1),
-//!         seat_ids: vec![SeatId(1), SeatId(2)],
-//!         queue_token: Some(ticket.token.clone()),
-//!         idempotency_key: Some("order-1".into()),
-//!     })
+//!     .hold(
+//!         HoldRequest::new(UserId(7), OptionId(1), [SeatId(1), SeatId(2)])
+//!             .with_queue_token(ticket.token.clone())
+//!             .with_idempotency_key("order-1".to_owned()),
+//!     )
 //!     .await?;
 //! let payment = service
-//!     .pay(PayRequest {
-//!         user_id: UserId(7),
-//!         reservation_id: hold.id,
-//!         queue_token: Some(ticket.token),
-//!         idempotency_key: None,
-//!     })
+//!     .pay(PayRequest::new(UserId(7), hold.id).with_queue_token(ticket.token))
 //!     .await?;
 //! assert_eq!(payment.balance, Points(0));
 //!
 //! // Nobody else can take a sold seat.
 //! let err = service
-//!     .hold(HoldRequest {
-//!         user_id: UserId(8),
-//!         option_id: OptionId(1),
-//!         seat_ids: vec![SeatId(2)],
-//!         queue_token: Some(other.token),
-//!         idempotency_key: None,
-//!     })
+//!     .hold(HoldRequest::new(UserId(8), OptionId(1), [SeatId(2)]).with_queue_token(other.token))
 //!     .await
 //!     .unwrap_err();
 //! assert_eq!(err.code().as_str(), "seat_unavailable");

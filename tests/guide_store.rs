@@ -319,6 +319,9 @@ impl TicketStore for GuideStore {
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation> {
         let mut st = self.state();
         let reservation = st.reservation(cmd.reservation_id, cmd.user_id)?;
+        if let Some(outcome) = st.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_cancel();
+        }
         let (window, states, balance) = st.load_for(&reservation, cmd.fence)?;
         let d = rules::decide_cancel(&cmd, &window, &reservation, balance, &states)?;
         st.write_seats(&reservation.seat_ids, &d.seats, cmd.fence);
@@ -326,6 +329,8 @@ impl TicketStore for GuideStore {
         st.reservations
             .insert(d.reservation.id, d.reservation.clone());
         st.emit(cmd.now, d.event);
+        let outcome = StoredOutcome::Cancel(d.reservation.clone());
+        st.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
         Ok(d.reservation)
     }
 

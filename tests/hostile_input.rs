@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use ticketing::{CancelRequest, ChargeRequest};
 use ticketing::{
     ErrorCode, HoldRequest, OptionId, PayRequest, Points, ReservationId, SeatId, SeatStatus,
     ServiceConfig, TicketStore, TicketingService, UserId, demo_catalog,
@@ -118,27 +119,21 @@ proptest! {
                 let before = snapshot(&store, &users).await;
                 let result: Result<(), ticketing::Error> = match op.clone() {
                     Op::Hold { user, option, seats, key } => service
-                        .hold(HoldRequest {
-                            user_id: UserId(user),
-                            option_id: OptionId(option),
-                            seat_ids: seats.into_iter().map(SeatId).collect(),
-                            queue_token: None,
-                            idempotency_key: key,
-                        })
+                        .hold(HoldRequest::new(UserId(user), OptionId(option), seats.into_iter().map(SeatId).collect::<Vec<_>>()).with_idempotency_key(key))
                         .await
                         .map(|r| last = Some((user, r.id))),
                     Op::Charge { user, amount, key } => {
-                        service.charge(UserId(user), Points(amount), key.as_deref()).await.map(|_| ())
+                        service.charge(ChargeRequest::new(UserId(user), Points(amount)).with_idempotency_key(key.clone())).await.map(|_| ())
                     }
                     Op::Pay { user, key } => match last {
                         Some((_, id)) => service
-                            .pay(PayRequest { user_id: UserId(user), reservation_id: id, queue_token: None, idempotency_key: key })
+                            .pay(PayRequest::new(UserId(user), id).with_idempotency_key(key))
                             .await
                             .map(|_| ()),
                         None => Ok(()),
                     },
                     Op::Cancel { user } => match last {
-                        Some((_, id)) => service.cancel(UserId(user), id).await.map(|_| ()),
+                        Some((_, id)) => service.cancel(CancelRequest::new(UserId(user), id)).await.map(|_| ()),
                         None => Ok(()),
                     },
                 };

@@ -52,6 +52,8 @@ pub enum StoredOutcome {
     Payment(Payment),
     /// Points were charged.
     Charge(Balance),
+    /// A reservation was cancelled.
+    Cancel(Reservation),
 }
 
 /// A stored idempotency record.
@@ -88,6 +90,14 @@ impl StoredOutcome {
     pub fn into_payment(self) -> Result<Payment, Error> {
         match self {
             StoredOutcome::Payment(p) => Ok(p),
+            _ => Err(Error::IdempotencyConflict),
+        }
+    }
+
+    /// The reservation, if this outcome is a cancel.
+    pub fn into_cancel(self) -> Result<Reservation, Error> {
+        match self {
+            StoredOutcome::Cancel(r) => Ok(r),
             _ => Err(Error::IdempotencyConflict),
         }
     }

@@ -66,7 +66,9 @@ pub use money::Points;
 pub use queue::{
     ENDED, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
 };
-pub use service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
+pub use service::{
+    CancelRequest, ChargeRequest, HoldRequest, PayRequest, ServiceConfig, TicketingService,
+};
 pub use store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// Re-exported so backends name the same `async_trait` the traits use.

@@ -45,8 +45,17 @@ impl Default for ServiceConfig {
     }
 }
 
-/// A request to hold seats.
+/// A request to hold seats: [`HoldRequest::new`], then a queue token and an idempotency key
+/// if the caller has them.
+///
+/// ```
+/// # use ticketing_core::{HoldRequest, OptionId, SeatId, UserId};
+/// let req = HoldRequest::new(UserId(7), OptionId(1), [SeatId(10), SeatId(11)])
+///     .with_idempotency_key("order-1".to_owned());
+/// assert_eq!(req.queue_token, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HoldRequest {
     /// The buyer.
     pub user_id: UserId,
@@ -60,8 +69,35 @@ pub struct HoldRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// A request to pay a hold.
+impl HoldRequest {
+    /// Hold `seat_ids` of `option_id` for `user_id`, without token or key.
+    pub fn new(user_id: UserId, option_id: OptionId, seat_ids: impl Into<Vec<SeatId>>) -> Self {
+        Self {
+            user_id,
+            option_id,
+            seat_ids: seat_ids.into(),
+            queue_token: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// With this admitted queue token (or none).
+    pub fn with_queue_token(mut self, token: impl Into<Option<QueueToken>>) -> Self {
+        self.queue_token = token.into();
+        self
+    }
+
+    /// With this idempotency key (or none).
+    pub fn with_idempotency_key(mut self, key: impl Into<Option<String>>) -> Self {
+        self.idempotency_key = key.into();
+        self
+    }
+}
+
+/// A request to pay a hold: [`PayRequest::new`], then a queue token and an idempotency key if
+/// the caller has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PayRequest {
     /// The payer, who must own the reservation.
     pub user_id: UserId,
@@ -71,6 +107,88 @@ pub struct PayRequest {
     pub queue_token: Option<QueueToken>,
     /// Makes a retry return the first result instead of paying again.
     pub idempotency_key: Option<String>,
+}
+
+impl PayRequest {
+    /// Pay `reservation_id` as `user_id`, without token or key.
+    pub fn new(user_id: UserId, reservation_id: ReservationId) -> Self {
+        Self {
+            user_id,
+            reservation_id,
+            queue_token: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// With this admitted queue token (or none).
+    pub fn with_queue_token(mut self, token: impl Into<Option<QueueToken>>) -> Self {
+        self.queue_token = token.into();
+        self
+    }
+
+    /// With this idempotency key (or none).
+    pub fn with_idempotency_key(mut self, key: impl Into<Option<String>>) -> Self {
+        self.idempotency_key = key.into();
+        self
+    }
+}
+
+/// A request to cancel a reservation (a hold, or a paid one with a refund).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CancelRequest {
+    /// Who asks; must own the reservation.
+    pub user_id: UserId,
+    /// The reservation.
+    pub reservation_id: ReservationId,
+    /// Makes a retry (after a lost answer) return the first result instead of `invalid_state`.
+    pub idempotency_key: Option<String>,
+}
+
+impl CancelRequest {
+    /// Cancel `reservation_id` as `user_id`, without a key.
+    pub fn new(user_id: UserId, reservation_id: ReservationId) -> Self {
+        Self {
+            user_id,
+            reservation_id,
+            idempotency_key: None,
+        }
+    }
+
+    /// With this idempotency key (or none).
+    pub fn with_idempotency_key(mut self, key: impl Into<Option<String>>) -> Self {
+        self.idempotency_key = key.into();
+        self
+    }
+}
+
+/// A request to add points to a wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChargeRequest {
+    /// Whose wallet.
+    pub user_id: UserId,
+    /// How many points (1 up to [`ServiceConfig::max_charge`]).
+    pub amount: Points,
+    /// Makes a retry return the first result instead of charging again.
+    pub idempotency_key: Option<String>,
+}
+
+impl ChargeRequest {
+    /// Charge `amount` to `user_id`'s wallet, without a key.
+    pub fn new(user_id: UserId, amount: Points) -> Self {
+        Self {
+            user_id,
+            amount,
+            idempotency_key: None,
+        }
+    }
+
+    /// With this idempotency key (or none).
+    pub fn with_idempotency_key(mut self, key: impl Into<Option<String>>) -> Self {
+        self.idempotency_key = key.into();
+        self
+    }
 }
 
 /// The entry point of the library: one method per use case.
@@ -347,29 +465,31 @@ impl TicketingService {
     }
 
     /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).
-    pub async fn cancel(
-        &self,
-        user_id: UserId,
-        reservation_id: ReservationId,
-    ) -> Result<Reservation> {
-        positive(user_id.0, "user_id")?;
+    pub async fn cancel(&self, req: CancelRequest) -> Result<Reservation> {
+        positive(req.user_id.0, "user_id")?;
+        let fingerprint = format!("cancel:{}", req.reservation_id);
+        let key = self.key(req.user_id, req.idempotency_key.as_deref(), fingerprint)?;
+        if let Some(outcome) = self.replay(key.as_ref()).await? {
+            return outcome.into_cancel();
+        }
         self.store
             .cancel(CancelCommand {
-                reservation_id,
-                user_id,
+                reservation_id: req.reservation_id,
+                user_id: req.user_id,
                 now: self.clock.now(),
+                idempotency: key,
                 fence: None,
             })
             .await
     }
 
     /// Add points to a user's wallet.
-    pub async fn charge(
-        &self,
-        user_id: UserId,
-        amount: Points,
-        idempotency_key: Option<&str>,
-    ) -> Result<Balance> {
+    pub async fn charge(&self, req: ChargeRequest) -> Result<Balance> {
+        let ChargeRequest {
+            user_id,
+            amount,
+            idempotency_key,
+        } = req;
         positive(user_id.0, "user_id")?;
         if !amount.is_positive() || amount > self.config.max_charge {
             return Err(Error::invalid(format!(
@@ -377,7 +497,11 @@ impl TicketingService {
                 self.config.max_charge
             )));
         }
-        let key = self.key(user_id, idempotency_key, format!("charge:{amount}"))?;
+        let key = self.key(
+            user_id,
+            idempotency_key.as_deref(),
+            format!("charge:{amount}"),
+        )?;
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             return outcome.into_charge();
         }

@@ -61,6 +61,9 @@ pub struct CancelCommand {
     pub user_id: UserId,
     /// The instant of cancellation.
     pub now: DateTime<Utc>,
+    /// Record the result under this key, in the same atomic step (a retried cancel whose
+    /// answer was lost gets it again, not `invalid_state`).
+    pub idempotency: Option<IdempotencyKey>,
     /// Reject the write if any seat has accepted a newer fencing token.
     pub fence: Option<FencingToken>,
 }

@@ -23,18 +23,12 @@
 //!     })
 //!     .await?;
 //! let service = TicketingService::new(store, ServiceConfig::default());
-//! service.charge(UserId(7), Points(5_000), None).await?;
+//! service.charge(ChargeRequest::new(UserId(7), Points(5_000))).await?;
 //! let hold = service
-//!     .hold(HoldRequest {
-//!         user_id: UserId(7),
-//!         option_id: OptionId(10),
-//!         seat_ids: vec![SeatId(100)],
-//!         queue_token: None,
-//!         idempotency_key: None,
-//!     })
+//!     .hold(HoldRequest::new(UserId(7), OptionId(10), [SeatId(100)]))
 //!     .await?;
 //! let payment = service
-//!     .pay(PayRequest { user_id: UserId(7), reservation_id: hold.id, queue_token: None, idempotency_key: None })
+//!     .pay(PayRequest::new(UserId(7), hold.id))
 //!     .await?;
 //! assert_eq!(payment.balance, Points(0));
 //! # Ok::<_, Error>(())

@@ -497,6 +497,9 @@ impl TicketStore for MemoryStore {
             .get(&cmd.reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
+        if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_cancel();
+        }
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let sale = sale_window(&catalog, reservation.option_id)?;
         let balance = book.balance;
@@ -512,6 +515,11 @@ impl TicketStore for MemoryStore {
         book.balance = d.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
+        let key = book.remember(
+            cmd.idempotency,
+            StoredOutcome::Cancel(d.reservation.clone()),
+        );
+        self.log_key(cmd.now, cmd.user_id, key);
         self.emit(cmd.now, d.event);
         drop(catalog);
         Ok(d.reservation)

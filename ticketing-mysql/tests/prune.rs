@@ -28,13 +28,7 @@ async fn prune_skips_rows_another_transaction_holds_and_keeps_unacknowledged_eve
         .await
         .expect("seed");
     let service = TicketingService::new(store.clone(), ServiceConfig::default());
-    let hold = |user: i64| HoldRequest {
-        user_id: UserId(user),
-        option_id: OptionId(1),
-        seat_ids: vec![SeatId(user)],
-        queue_token: None,
-        idempotency_key: None,
-    };
+    let hold = |user: i64| HoldRequest::new(UserId(user), OptionId(1), vec![SeatId(user)]);
     for user in 1..=3 {
         service.hold(hold(user)).await.expect("hold");
     }

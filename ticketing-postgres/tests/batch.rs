@@ -303,6 +303,7 @@ async fn a_hold_and_its_cancel_in_one_batch_leave_the_seat_free() {
                 reservation_id: id,
                 user_id: user,
                 now: now(),
+                idempotency: None,
                 fence: None,
             })
             .await

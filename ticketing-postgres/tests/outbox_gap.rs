@@ -39,13 +39,7 @@ impl EventSink for Collect {
 }
 
 fn hold(user: i64, seat: i64) -> HoldRequest {
-    HoldRequest {
-        user_id: UserId(user),
-        option_id: OptionId(1),
-        seat_ids: vec![SeatId(seat)],
-        queue_token: None,
-        idempotency_key: None,
-    }
+    HoldRequest::new(UserId(user), OptionId(1), vec![SeatId(seat)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

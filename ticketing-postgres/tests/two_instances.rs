@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::Row;
+use ticketing_core::{CancelRequest, ChargeRequest};
 use ticketing_core::{
     ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, ServiceConfig, TicketStore,
     TicketingService, UserId,
@@ -27,19 +28,13 @@ struct Tally {
 async fn buyer(service: TicketingService, user: UserId) -> Tally {
     let mut tally = Tally::default();
     service
-        .charge(user, Points(CHARGE), None)
+        .charge(ChargeRequest::new(user, Points(CHARGE)))
         .await
         .expect("charge");
     for attempt in 0..3 {
         let seat = SeatId((user.0 * 7 + attempt * 13) % SEATS + 1);
         let hold = match service
-            .hold(HoldRequest {
-                user_id: user,
-                option_id: OptionId(1),
-                seat_ids: vec![seat],
-                queue_token: None,
-                idempotency_key: None,
-            })
+            .hold(HoldRequest::new(user, OptionId(1), vec![seat]))
             .await
         {
             Ok(hold) => hold,
@@ -47,17 +42,15 @@ async fn buyer(service: TicketingService, user: UserId) -> Tally {
             Err(e) => panic!("hold failed unexpectedly: {e:?}"),
         };
         let paid = service
-            .pay(PayRequest {
-                user_id: user,
-                reservation_id: hold.id,
-                queue_token: None,
-                idempotency_key: None,
-            })
+            .pay(PayRequest::new(user, hold.id))
             .await
             .expect("paying a fresh hold");
         tally.paid += paid.amount.0;
         if user.0 % 5 == 0 {
-            let cancelled = service.cancel(user, hold.id).await.expect("cancel");
+            let cancelled = service
+                .cancel(CancelRequest::new(user, hold.id))
+                .await
+                .expect("cancel");
             tally.refunded += cancelled.refunded_amount.0;
         }
         break;

@@ -70,6 +70,7 @@ async fn a_paused_holder_whose_lease_lapsed_cannot_write() {
             reservation_id: held.id,
             user_id: h.user(2),
             now: h.now(),
+            idempotency: None,
             fence: Some(b.token),
         })
         .await

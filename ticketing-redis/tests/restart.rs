@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ticketing_core::testkit::{Harness, TestBackend, hold_request, pay_request};
-use ticketing_core::{ErrorCode, FencedStore, HoldRequest, Points, QueueConfig, ReservationStatus};
+use ticketing_core::{
+    ChargeRequest, ErrorCode, FencedStore, Points, QueueConfig, ReservationStatus,
+};
 use ticketing_memory::MemoryStore;
 use ticketing_redis::{RedisLockManager, RedisQueue};
 
@@ -93,7 +95,11 @@ async fn a_redis_restart_mid_rush_sells_nothing_twice_and_the_queue_fails_closed
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis((i % 40) as u64 * 5)).await;
                 let u = h.user(i);
-                if h.service.charge(u, Points(10_000), None).await.is_err() {
+                if h.service
+                    .charge(ChargeRequest::new(u, Points(10_000)))
+                    .await
+                    .is_err()
+                {
                     return (0u32, 1u32);
                 }
                 match h.hold(u, &[h.seats[(i % 20) as usize]]).await {
@@ -187,10 +193,7 @@ async fn a_redis_restart_mid_rush_sells_nothing_twice_and_the_queue_fails_closed
 
     // The queue fails closed: the admitted token is gone, and it admits nobody.
     let denied = gated
-        .hold(HoldRequest {
-            queue_token: Some(ticket.token),
-            ..hold_request(h.user(999), h.option, &[h.seats[41]])
-        })
+        .hold(hold_request(h.user(999), h.option, &[h.seats[41]]).with_queue_token(ticket.token))
         .await;
     assert!(denied.is_err(), "a token Redis forgot must not admit");
 }

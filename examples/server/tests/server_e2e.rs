@@ -531,13 +531,11 @@ async fn a_waiting_token_is_not_admitted_and_holds_expire() {
     .await;
     s.charge(5, 500_000).await;
     let r = direct
-        .hold(ticketing::HoldRequest {
-            user_id: ticketing::UserId(5),
-            option_id: ticketing::OptionId(1),
-            seat_ids: vec![ticketing::SeatId(1)],
-            queue_token: None,
-            idempotency_key: None,
-        })
+        .hold(ticketing::HoldRequest::new(
+            ticketing::UserId(5),
+            ticketing::OptionId(1),
+            [ticketing::SeatId(1)],
+        ))
         .await
         .expect("hold");
     clock.advance(chrono::Duration::milliseconds(999));
@@ -556,12 +554,7 @@ async fn a_waiting_token_is_not_admitted_and_holds_expire() {
         "available"
     );
     let paid = direct
-        .pay(ticketing::PayRequest {
-            user_id: ticketing::UserId(5),
-            reservation_id: r.id,
-            queue_token: None,
-            idempotency_key: None,
-        })
+        .pay(ticketing::PayRequest::new(ticketing::UserId(5), r.id))
         .await;
     assert_eq!(
         paid.map_err(|e| e.code().as_str()).err(),

@@ -573,13 +573,11 @@ async fn concurrent_seat_map_requests_cost_one_store_read_per_refresh() {
     );
     s.get("/concerts/options/1/availability").await;
     s.service
-        .hold(ticketing::HoldRequest {
-            user_id: UserId(3),
-            option_id: OptionId(1),
-            seat_ids: vec![ticketing::SeatId(1)],
-            queue_token: None,
-            idempotency_key: None,
-        })
+        .hold(ticketing::HoldRequest::new(
+            UserId(3),
+            OptionId(1),
+            [ticketing::SeatId(1)],
+        ))
         .await
         .expect("hold");
     let cached = s.get("/concerts/options/1/seats?status=all").await;

@@ -56,6 +56,7 @@ async fn someone_elses_reservation_is_refused_before_any_lease() {
             reservation_id: id,
             user_id: UserId(7),
             now: Utc::now(),
+            idempotency: None,
             fence: None,
         })
         .await;

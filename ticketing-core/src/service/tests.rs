@@ -11,6 +11,7 @@ use crate::domain::{ReservationStatus, ShowOption};
 use crate::error::ErrorCode;
 use crate::idempotency::IdempotencyRecord;
 use crate::queue::MockWaitingQueue;
+use crate::service::{CancelRequest, ChargeRequest};
 use crate::store::MockTicketStore;
 
 fn clock() -> ManualClock {
@@ -77,13 +78,13 @@ async fn invalid_input_never_reaches_the_store() {
     );
     for amount in [0, -1, 10_000_001] {
         let err = s
-            .charge(UserId(7), Points(amount), None)
+            .charge(ChargeRequest::new(UserId(7), Points(amount)))
             .await
             .expect_err("bad amount");
         assert_eq!(err.code(), ErrorCode::InvalidRequest);
     }
     let err = s
-        .cancel(UserId(-1), ReservationId::new())
+        .cancel(CancelRequest::new(UserId(-1), ReservationId::new()))
         .await
         .expect_err("bad user");
     assert_eq!(err.code(), ErrorCode::InvalidRequest);
@@ -359,7 +360,7 @@ async fn store_failures_pass_through_with_their_code() {
         ))
     });
     let err = service(store)
-        .charge(UserId(7), Points(5), None)
+        .charge(ChargeRequest::new(UserId(7), Points(5)))
         .await
         .expect_err("down");
     assert_eq!(err.code(), ErrorCode::Unavailable);

@@ -20,6 +20,7 @@ use crate::ids::{ConcertId, OptionId, ReservationId, UserId};
 use crate::lock::LockManager;
 use crate::money::Points;
 use crate::queue::WaitingQueue;
+use crate::service::CancelRequest;
 use crate::service::HoldRequest;
 use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
@@ -157,7 +158,10 @@ pub async fn taken_hints_keep_losers_off_the_store(
     assert_eq!(reached(), 1, "losers never reached the store");
 
     // A cancel frees the seat for the very next buyer.
-    h.service.cancel(h.user(1), first.id).await.expect("cancel");
+    h.service
+        .cancel(CancelRequest::new(h.user(1), first.id))
+        .await
+        .expect("cancel");
     let second = h
         .hold(h.user(31), &[s[0]])
         .await

@@ -34,6 +34,7 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
 use crate::money::Points;
 use crate::queue::{QueueConfig, WaitingQueue};
+use crate::service::ChargeRequest;
 use crate::service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
 use crate::store::TicketStore;
 
@@ -214,7 +215,7 @@ impl Harness {
     /// Charge points, expecting success.
     pub async fn charge(&self, user: UserId, amount: Points) {
         self.service
-            .charge(user, amount, None)
+            .charge(ChargeRequest::new(user, amount))
             .await
             .expect("charging a valid amount");
     }
@@ -322,6 +323,7 @@ macro_rules! store_suite {
             idempotency_key_reused_with_other_request_conflicts,
             idempotency_keys_are_scoped_per_user,
             idempotent_payment_and_charge,
+            idempotent_cancel_returns_the_first_answer,
             retention_forgets_only_old_idempotency_records,
             charge_rejects_bad_amounts_and_overflow,
             expire_due_moves_holds_and_emits_events,

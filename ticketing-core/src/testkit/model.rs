@@ -15,6 +15,7 @@ use super::{Harness, PRICE, TestBackend, pay_request};
 use crate::domain::{Reservation, ReservationStatus, SeatStatus};
 use crate::error::ErrorCode;
 use crate::ids::{ReservationId, UserId};
+use crate::service::{CancelRequest, ChargeRequest};
 
 const USERS: u8 = 3;
 const SEATS: u8 = 6;
@@ -243,7 +244,10 @@ async fn run_case(h: &Harness, ops: &[Op]) -> Result<(), String> {
                 m.charged += amount;
                 let got = h
                     .service
-                    .charge(user_id(h, *user), crate::Points(*amount), None)
+                    .charge(ChargeRequest::new(
+                        user_id(h, *user),
+                        crate::Points(*amount),
+                    ))
                     .await;
                 (Ok(()), code(got).map(|_| ()))
             }
@@ -278,7 +282,12 @@ async fn run_case(h: &Harness, ops: &[Op]) -> Result<(), String> {
                 let expected = m.cancel(*user, r);
                 (
                     expected,
-                    code(h.service.cancel(user_id(h, *user), ids[r]).await).map(|_| ()),
+                    code(
+                        h.service
+                            .cancel(CancelRequest::new(user_id(h, *user), ids[r]))
+                            .await,
+                    )
+                    .map(|_| ()),
                 )
             }
             Op::Advance { secs } => {

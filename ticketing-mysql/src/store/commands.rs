@@ -129,6 +129,9 @@ impl MySqlStore {
         let balance = self
             .lock_owner(&mut tx, cmd.reservation_id, cmd.user_id)
             .await?;
+        if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
+            return Ok(outcome.into_cancel()?);
+        }
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
@@ -160,6 +163,9 @@ impl MySqlStore {
             .await?;
         }
         self.emit(&mut tx, cmd.now, d.event).await?;
+        let outcome = StoredOutcome::Cancel(d.reservation.clone());
+        self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
+            .await?;
         commit(tx).await?;
         Ok(d.reservation)
     }

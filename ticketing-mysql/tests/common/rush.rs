@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
+use ticketing_core::ChargeRequest;
 use ticketing_core::{
     ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, TicketStore, TicketingService,
     UserId,
@@ -67,7 +68,10 @@ impl Rush {
         let charge_key = key("charge");
         let charged = self
             .retry(&mut retries, || {
-                service.charge(user, Points(5_000), charge_key.as_deref())
+                service.charge(
+                    ChargeRequest::new(user, Points(5_000))
+                        .with_idempotency_key(charge_key.clone()),
+                )
             })
             .await;
         if let Err(code) = charged {
@@ -76,13 +80,10 @@ impl Rush {
         let seat = SeatId(user.0 % self.seats + 1);
         let held = self
             .retry(&mut retries, || {
-                service.hold(HoldRequest {
-                    user_id: user,
-                    option_id: OptionId(1),
-                    seat_ids: vec![seat],
-                    queue_token: None,
-                    idempotency_key: key("hold"),
-                })
+                service.hold(
+                    HoldRequest::new(user, OptionId(1), vec![seat])
+                        .with_idempotency_key(key("hold")),
+                )
             })
             .await;
         let reservation = match held {
@@ -91,12 +92,7 @@ impl Rush {
         };
         let paid = self
             .retry(&mut retries, || {
-                service.pay(PayRequest {
-                    user_id: user,
-                    reservation_id: reservation.id,
-                    queue_token: None,
-                    idempotency_key: key("pay"),
-                })
+                service.pay(PayRequest::new(user, reservation.id).with_idempotency_key(key("pay")))
             })
             .await;
         (paid.map(|_| ()), retries)

@@ -59,7 +59,7 @@ impl Command {
             Command::Hold(c) => c.idempotency.as_ref(),
             Command::Pay(c) => c.idempotency.as_ref(),
             Command::Charge(c) => c.idempotency.as_ref(),
-            Command::Cancel(_) => None,
+            Command::Cancel(c) => c.idempotency.as_ref(),
         }
     }
 }
@@ -282,6 +282,9 @@ impl State {
 
     fn cancel(&mut self, cmd: &CancelCommand) -> Result<Reservation, Error> {
         let reservation = self.owned(cmd.reservation_id, cmd.user_id)?;
+        if let Some(outcome) = self.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_cancel();
+        }
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
@@ -301,6 +304,8 @@ impl State {
         }
         self.touch(d.reservation.clone());
         self.emit(cmd.now, d.event);
+        let outcome = StoredOutcome::Cancel(d.reservation.clone());
+        self.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
         Ok(d.reservation)
     }
 

@@ -33,12 +33,9 @@ pub async fn pay(
     ApiJson(body): ApiJson<PayBody>,
 ) -> ApiResult<Response> {
     caller.may_act_for(body.user_id)?;
-    let request = PayRequest {
-        user_id: UserId(body.user_id),
-        reservation_id: ReservationId(body.reservation_id),
-        queue_token: token,
-        idempotency_key: key,
-    };
+    let request = PayRequest::new(UserId(body.user_id), ReservationId(body.reservation_id))
+        .with_queue_token(token)
+        .with_idempotency_key(key);
     let service = s.service.clone();
     let payment = detached(&s, async move { service.pay(request).await }).await?;
     metrics::counter!("ticketing_confirms_total").increment(1);

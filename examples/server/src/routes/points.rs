@@ -12,6 +12,7 @@ use crate::dto::{BalanceView, ChargeBody, ProblemView};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader};
 use crate::routes::{ApiResult, detached, per_client};
 use crate::state::AppState;
+use ticketing::ChargeRequest;
 
 /// `POST /point/charge` (limited per client address), `GET /users/{id}/points`.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -35,7 +36,10 @@ pub async fn charge(
     let service = s.service.clone();
     let balance = detached(&s, async move {
         service
-            .charge(UserId(body.user_id), Points(body.amount), key.as_deref())
+            .charge(
+                ChargeRequest::new(UserId(body.user_id), Points(body.amount))
+                    .with_idempotency_key(key.clone()),
+            )
             .await
     })
     .await?;

@@ -15,6 +15,7 @@ use crate::dto::{HoldBody, ProblemView, ReservationView, UserBody};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader, QueueTokenHeader};
 use crate::routes::{ApiResult, detached, gated, per_client};
 use crate::state::AppState;
+use ticketing::CancelRequest;
 
 /// `POST /reservations` (gated by an admitted queue token), `GET /reservations/{id}`,
 /// `POST /reservations/{id}/cancel` (limited per client address), `GET /users/{id}/reservations`.
@@ -40,13 +41,13 @@ pub async fn hold(
     ApiJson(body): ApiJson<HoldBody>,
 ) -> ApiResult<Response> {
     caller.may_act_for(body.user_id)?;
-    let request = HoldRequest {
-        user_id: UserId(body.user_id),
-        option_id: OptionId(body.option_id),
-        seat_ids: body.seat_ids.into_iter().map(SeatId).collect(),
-        queue_token: token,
-        idempotency_key: key,
-    };
+    let request = HoldRequest::new(
+        UserId(body.user_id),
+        OptionId(body.option_id),
+        body.seat_ids.into_iter().map(SeatId).collect::<Vec<_>>(),
+    )
+    .with_queue_token(token)
+    .with_idempotency_key(key);
     let service = s.service.clone();
     let reservation = detached(&s, async move { service.hold(request).await }).await?;
     metrics::counter!("ticketing_holds_total").increment(1);
@@ -73,23 +74,21 @@ pub async fn reservation(
 
 /// Cancel a hold (nothing to refund) or a confirmed reservation (its points paid back).
 #[utoipa::path(post, path = "/api/ticketing/reservations/{id}/cancel", request_body = UserBody,
-    params(("id" = Uuid, Path, description = "the reservation")),
+    params(("id" = Uuid, Path, description = "the reservation"), ("Idempotency-Key" = Option<String>, Header)),
     responses((status = 200, body = ReservationView), (status = 403, body = ProblemView), (status = 404, body = ProblemView),
               (status = 409, body = ProblemView)))]
 pub async fn cancel(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
+    IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     ApiJson(body): ApiJson<UserBody>,
 ) -> ApiResult<Json<ReservationView>> {
     caller.may_act_for(body.user_id)?;
     let service = s.service.clone();
-    let r = detached(&s, async move {
-        service
-            .cancel(UserId(body.user_id), ReservationId(id))
-            .await
-    })
-    .await?;
+    let request =
+        CancelRequest::new(UserId(body.user_id), ReservationId(id)).with_idempotency_key(key);
+    let r = detached(&s, async move { service.cancel(request).await }).await?;
     metrics::counter!("ticketing_cancels_total").increment(1);
     Ok(Json(r.into()))
 }

@@ -5,6 +5,7 @@ use crate::domain::{ReservationStatus, SeatStatus};
 use crate::error::ErrorCode;
 use crate::ids::ReservationId;
 use crate::money::Points;
+use crate::service::CancelRequest;
 use crate::store::CancelCommand;
 use crate::testkit::{Harness, TestBackend, assert_code};
 use chrono::Duration;
@@ -15,7 +16,11 @@ pub async fn cancel_hold_frees_seats_without_refund(b: TestBackend) {
     let u = h.user(1);
     h.charge(u, Points(3_000)).await;
     let r = h.hold(u, &[h.seats[0], h.seats[1]]).await.expect("hold");
-    let c = h.service.cancel(u, r.id).await.expect("cancel");
+    let c = h
+        .service
+        .cancel(CancelRequest::new(u, r.id))
+        .await
+        .expect("cancel");
     assert_eq!(
         (c.status, c.refunded_amount),
         (ReservationStatus::Cancelled, Points(0))
@@ -36,7 +41,11 @@ pub async fn cancel_confirmed_refunds_and_frees_seats(b: TestBackend) {
     h.pay(u, r.id).await.expect("pay");
     assert_eq!(h.balance(u).await, Points(3_000));
     h.clock.advance(Duration::days(2));
-    let c = h.service.cancel(u, r.id).await.expect("cancel");
+    let c = h
+        .service
+        .cancel(CancelRequest::new(u, r.id))
+        .await
+        .expect("cancel");
     assert_eq!(
         (c.status, c.refunded_amount),
         (ReservationStatus::Cancelled, Points(2_000))
@@ -57,12 +66,21 @@ pub async fn cancelling_twice_or_after_expiry_is_invalid_state(b: TestBackend) {
     h.charge(u, Points(5_000)).await;
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
     h.pay(u, r.id).await.expect("pay");
-    h.service.cancel(u, r.id).await.expect("cancel");
-    assert_code(h.service.cancel(u, r.id).await, ErrorCode::InvalidState);
+    h.service
+        .cancel(CancelRequest::new(u, r.id))
+        .await
+        .expect("cancel");
+    assert_code(
+        h.service.cancel(CancelRequest::new(u, r.id)).await,
+        ErrorCode::InvalidState,
+    );
     assert_eq!(h.balance(u).await, Points(5_000), "refunded once");
     let late = h.hold(u, &[h.seats[1]]).await.expect("hold");
     h.clock.advance(ttl());
-    assert_code(h.service.cancel(u, late.id).await, ErrorCode::InvalidState);
+    assert_code(
+        h.service.cancel(CancelRequest::new(u, late.id)).await,
+        ErrorCode::InvalidState,
+    );
     assert_code(h.pay(u, r.id).await, ErrorCode::InvalidState);
 }
 
@@ -71,13 +89,14 @@ pub async fn cancelling_anothers_reservation_is_forbidden(b: TestBackend) {
     let h = Harness::new(b).await;
     let r = h.hold(h.user(1), &[h.seats[0]]).await.expect("hold");
     assert_code(
-        h.service.cancel(h.user(2), r.id).await,
+        h.service.cancel(CancelRequest::new(h.user(2), r.id)).await,
         ErrorCode::Forbidden,
     );
     let cmd = CancelCommand {
         reservation_id: r.id,
         user_id: h.user(2),
         now: h.now(),
+        idempotency: None,
         fence: None,
     };
     assert_code(h.store.cancel(cmd).await, ErrorCode::Forbidden);
@@ -90,7 +109,10 @@ pub async fn unknown_reservation_is_not_found(b: TestBackend) {
     let id = ReservationId::new();
     assert_code(h.store.reservation(id, h.now()).await, ErrorCode::NotFound);
     assert_code(h.pay(h.user(1), id).await, ErrorCode::NotFound);
-    assert_code(h.service.cancel(h.user(1), id).await, ErrorCode::NotFound);
+    assert_code(
+        h.service.cancel(CancelRequest::new(h.user(1), id)).await,
+        ErrorCode::NotFound,
+    );
     assert!(
         h.store
             .user_reservations(h.user(9), h.now())

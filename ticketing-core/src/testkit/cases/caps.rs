@@ -4,6 +4,7 @@ use super::ttl;
 use crate::domain::SeatStatus;
 use crate::error::ErrorCode;
 use crate::money::Points;
+use crate::service::CancelRequest;
 use crate::testkit::{Harness, TestBackend, assert_code, hold_request};
 
 /// The cap counts held and sold seats of one option; other options are separate.
@@ -40,7 +41,10 @@ pub async fn cap_is_freed_by_cancel_and_expiry(b: TestBackend) {
     let a = h.hold(u, &s[0..2]).await.expect("hold");
     h.hold(u, &s[2..4]).await.expect("hold");
     assert_code(h.hold(u, &[s[4]]).await, ErrorCode::LimitExceeded);
-    h.service.cancel(u, a.id).await.expect("cancel");
+    h.service
+        .cancel(CancelRequest::new(u, a.id))
+        .await
+        .expect("cancel");
     h.hold(u, &s[4..6])
         .await
         .expect("cancelled seats no longer count");

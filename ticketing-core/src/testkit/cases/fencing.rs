@@ -29,6 +29,7 @@ pub async fn stale_fencing_tokens_are_refused(b: TestBackend) {
         reservation_id: r,
         user_id: user,
         now: h.now(),
+        idempotency: None,
         fence: Some(FencingToken(fence)),
     };
     let r = h

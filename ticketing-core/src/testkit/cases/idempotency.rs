@@ -6,6 +6,7 @@ use crate::error::ErrorCode;
 use crate::ids::{SeatId, UserId};
 use crate::money::Points;
 use crate::service::HoldRequest;
+use crate::service::{CancelRequest, ChargeRequest};
 use crate::testkit::{Harness, TestBackend, assert_code, hold_request, pay_request};
 use chrono::Duration;
 
@@ -47,7 +48,10 @@ pub async fn idempotent_hold_replay_shows_the_reservation_as_it_is_now(b: TestBa
         ..hold_request(u, h.option, &[seat])
     };
     let first = h.service.hold(keyed("a", h.seats[0])).await.expect("hold");
-    h.service.cancel(u, first.id).await.expect("cancel");
+    h.service
+        .cancel(CancelRequest::new(u, first.id))
+        .await
+        .expect("cancel");
     let again = h.service.hold(keyed("a", h.seats[0])).await.expect("retry");
     assert_eq!(again.id, first.id);
     assert_eq!(again.status, ReservationStatus::Cancelled);
@@ -72,7 +76,9 @@ pub async fn idempotency_key_reused_with_other_request_conflicts(b: TestBackend)
         ErrorCode::IdempotencyConflict,
     );
     assert_code(
-        h.service.charge(u, Points(5), Some("k")).await,
+        h.service
+            .charge(ChargeRequest::new(u, Points(5)).with_idempotency_key("k".to_owned()))
+            .await,
         ErrorCode::IdempotencyConflict,
     );
     assert_eq!(h.statuses(&[h.seats[1]]).await, vec![SeatStatus::Available]);
@@ -107,12 +113,12 @@ pub async fn idempotent_payment_and_charge(b: TestBackend) {
     let u = h.user(1);
     let first = h
         .service
-        .charge(u, Points(3_000), Some("c1"))
+        .charge(ChargeRequest::new(u, Points(3_000)).with_idempotency_key("c1".to_owned()))
         .await
         .expect("charge");
     let again = h
         .service
-        .charge(u, Points(3_000), Some("c1"))
+        .charge(ChargeRequest::new(u, Points(3_000)).with_idempotency_key("c1".to_owned()))
         .await
         .expect("retry");
     assert_eq!((first, again.balance), (again, Points(3_000)));
@@ -133,7 +139,7 @@ pub async fn retention_forgets_only_old_idempotency_records(b: TestBackend) {
     let h = Harness::new(b).await;
     let u = h.user(1);
     h.service
-        .charge(u, Points(100), Some("old"))
+        .charge(ChargeRequest::new(u, Points(100)).with_idempotency_key("old".to_owned()))
         .await
         .expect("charge");
     let held = h
@@ -146,7 +152,7 @@ pub async fn retention_forgets_only_old_idempotency_records(b: TestBackend) {
         .expect("hold");
     h.clock.advance(Duration::hours(2));
     h.service
-        .charge(u, Points(10), Some("new"))
+        .charge(ChargeRequest::new(u, Points(10)).with_idempotency_key("new".to_owned()))
         .await
         .expect("charge");
     let before = h.now() - Duration::hours(1);
@@ -173,9 +179,43 @@ pub async fn retention_forgets_only_old_idempotency_records(b: TestBackend) {
     );
     assert_eq!(h.balance(u).await, Points(110));
     // A retry under the forgotten key is a new request; under the kept one, a replay.
-    let again = h.service.charge(u, Points(100), Some("old")).await;
+    let again = h
+        .service
+        .charge(ChargeRequest::new(u, Points(100)).with_idempotency_key("old".to_owned()))
+        .await;
     assert_eq!(again.expect("charge").balance, Points(210));
-    let replay = h.service.charge(u, Points(10), Some("new")).await;
+    let replay = h
+        .service
+        .charge(ChargeRequest::new(u, Points(10)).with_idempotency_key("new".to_owned()))
+        .await;
     assert_eq!(replay.expect("replay").balance, Points(110));
     assert_eq!(h.balance(u).await, Points(210));
+}
+
+/// A cancel retried under its key (its answer was lost) gets the first answer again, and
+/// refunds once; without the key it is `invalid_state`; the key on another reservation is a
+/// conflict.
+pub async fn idempotent_cancel_returns_the_first_answer(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let u = h.user(1);
+    h.charge(u, Points(1_000)).await;
+    let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+    h.pay(u, r.id).await.expect("pay");
+    let keyed = |id| CancelRequest::new(u, id).with_idempotency_key("cancel-1".to_owned());
+    let first = h.service.cancel(keyed(r.id)).await.expect("cancel");
+    assert_eq!(first.status, ReservationStatus::Cancelled);
+    assert_eq!(first.refunded_amount, first.amount);
+    let again = h.service.cancel(keyed(r.id)).await.expect("retried cancel");
+    assert_eq!(again, first);
+    assert_eq!(h.balance(u).await, Points(1_000), "refunded once");
+    assert_code(
+        h.service.cancel(CancelRequest::new(u, r.id)).await,
+        ErrorCode::InvalidState,
+    );
+    let other = h.hold(u, &[h.seats[1]]).await.expect("hold");
+    assert_code(
+        h.service.cancel(keyed(other.id)).await,
+        ErrorCode::IdempotencyConflict,
+    );
+    assert_eq!(h.statuses(&[h.seats[1]]).await, [SeatStatus::Held]);
 }

@@ -5,6 +5,7 @@ use crate::domain::{Catalog, ReservationStatus, Seat, SeatStatus};
 use crate::error::ErrorCode;
 use crate::ids::SeatId;
 use crate::money::Points;
+use crate::service::ChargeRequest;
 use crate::store::{CancelCommand, ChargeCommand};
 use crate::testkit::{Harness, PRICE, TestBackend, assert_code, hold_request};
 use chrono::Duration;
@@ -70,6 +71,7 @@ pub async fn free_seats_are_held_paid_and_cancelled(b: TestBackend) {
         reservation_id: r.id,
         user_id: u,
         now: h.now(),
+        idempotency: None,
         fence: None,
     });
     let c = c.await.expect("cancel");
@@ -143,13 +145,13 @@ pub async fn charge_rejects_bad_amounts_and_overflow(b: TestBackend) {
     let u = h.user(1);
     for bad in [0, -5, 10_000_001, i64::MIN] {
         assert_code(
-            h.service.charge(u, Points(bad), None).await,
+            h.service.charge(ChargeRequest::new(u, Points(bad))).await,
             ErrorCode::InvalidRequest,
         );
     }
     assert_code(
         h.service
-            .charge(u, Points(1), Some(&"x".repeat(1000)))
+            .charge(ChargeRequest::new(u, Points(1)).with_idempotency_key("x".repeat(1000)))
             .await,
         ErrorCode::InvalidRequest,
     );

@@ -3,6 +3,7 @@
 use super::ttl;
 use crate::domain::{EventKind, ReservationStatus, SeatStatus};
 use crate::money::Points;
+use crate::service::CancelRequest;
 use crate::testkit::{Harness, PRICE, TestBackend};
 use chrono::Duration;
 use std::collections::HashSet;
@@ -67,7 +68,10 @@ pub async fn outbox_records_changes_in_order_and_acks(b: TestBackend) {
     h.charge(u, Points(5_000)).await;
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
     let p = h.pay(u, r.id).await.expect("pay");
-    h.service.cancel(u, r.id).await.expect("cancel");
+    h.service
+        .cancel(CancelRequest::new(u, r.id))
+        .await
+        .expect("cancel");
     let _ = h.hold(h.user(2), &[h.seats[1], h.seats[1]]).await; // rejected: no event
     let events = h.store.outbox_read(0, 10_000).await.expect("outbox");
     let mine: Vec<_> = events

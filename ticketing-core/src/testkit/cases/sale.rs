@@ -226,6 +226,7 @@ pub async fn payments_check_the_end_and_refunds_stop_at_the_show(b: TestBackend)
         reservation_id: id,
         user_id: u,
         now: h.now(),
+        idempotency: None,
         fence: None,
     };
     assert_code(
