@@ -231,11 +231,9 @@ fn backends(rt: &tokio::runtime::Runtime) -> Vec<(String, Backend, u64)> {
             ),
             ("postgres/optimistic", PgStrategy::Optimistic),
         ] {
-            let config = PgConfig {
-                strategy,
-                max_connections: 16,
-                ..PgConfig::default()
-            };
+            let config = PgConfig::default()
+                .with_strategy(strategy)
+                .with_max_connections(16);
             let store = rt.block_on(async {
                 let store = PgStore::connect(&url, config).await.expect("postgres");
                 ticketing_postgres::migrate(store.pool())

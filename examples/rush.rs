@@ -398,20 +398,17 @@ async fn library_target(
                 .database_url
                 .clone()
                 .ok_or("--store postgres needs DATABASE_URL")?;
-            let config = PgConfig {
-                strategy: match strategy {
+            let config = PgConfig::default()
+                .with_strategy(match strategy {
                     StrategyArg::Pessimistic => PgStrategy::Pessimistic {
                         lock_wait: LockWait::NoWait,
                     },
                     _ => PgStrategy::Optimistic,
-                },
-                max_connections: args.pg_pool,
-                batch: (args.pg_batch > 0).then(|| BatchConfig {
-                    workers: args.pg_batch,
-                    ..BatchConfig::default()
-                }),
-                ..PgConfig::default()
-            };
+                })
+                .with_max_connections(args.pg_pool)
+                .with_batch(
+                    (args.pg_batch > 0).then(|| BatchConfig::default().with_workers(args.pg_batch)),
+                );
             let options = config
                 .connect_options(&url)?
                 .options([("search_path", schema.unwrap_or("public"))]);
@@ -424,16 +421,14 @@ async fn library_target(
                 .mysql_url
                 .clone()
                 .ok_or("--store mysql needs MYSQL_URL")?;
-            let config = MySqlConfig {
-                strategy: match strategy {
+            let config = MySqlConfig::default()
+                .with_strategy(match strategy {
                     StrategyArg::Pessimistic => MySqlStrategy::Pessimistic {
                         lock_wait: ticketing_mysql::LockWait::NoWait,
                     },
                     _ => MySqlStrategy::Optimistic,
-                },
-                max_connections: args.mysql_pool,
-                ..MySqlConfig::default()
-            };
+                })
+                .with_max_connections(args.mysql_pool);
             let mut options = config.connect_options(&url)?;
             if let Some(database) = schema {
                 options = options.database(database);
@@ -463,11 +458,9 @@ async fn library_target(
     let per_request = args.seats_per_buyer.max(1);
     let service = TicketingService::new(
         store.clone(),
-        ServiceConfig {
-            max_seats_per_request: per_request as usize,
-            max_seats_per_user: per_request,
-            ..ServiceConfig::default()
-        },
+        ServiceConfig::default()
+            .with_max_seats_per_request(per_request as usize)
+            .with_max_seats_per_user(per_request),
     );
     Ok((Target::Library(service), store))
 }

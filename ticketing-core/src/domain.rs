@@ -120,6 +120,7 @@ pub enum SeatState {
 /// The status of a seat as clients see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum SeatStatus {
     /// Free to hold.
     Available,
@@ -127,6 +128,17 @@ pub enum SeatStatus {
     Held,
     /// Sold.
     Sold,
+}
+
+impl SeatStatus {
+    /// The lowercase name used in messages and JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SeatStatus::Available => "available",
+            SeatStatus::Held => "held",
+            SeatStatus::Sold => "sold",
+        }
+    }
 }
 
 impl SeatState {
@@ -162,6 +174,7 @@ pub struct SeatView {
 /// The status of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReservationStatus {
     /// Seats are held until `expires_at`.
     Held,
@@ -213,6 +226,7 @@ pub struct Reservation {
 /// How a reservation was paid.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum PaymentMethod {
     /// With points from the wallet, debited in the same atomic step.
     #[default]

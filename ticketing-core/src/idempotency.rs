@@ -45,6 +45,7 @@ impl IdempotencyKey {
 /// The first result of a request, kept under its idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum StoredOutcome {
     /// A hold was placed.
     Hold(Reservation),

@@ -43,6 +43,7 @@ pub mod provider;
 mod queue;
 pub mod rules;
 mod service;
+mod setters;
 mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -33,6 +33,7 @@ impl fmt::Display for QueueToken {
 /// Where a token stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum QueueStatus {
     /// Waiting; `position` 1 is next.
     Waiting {
@@ -74,6 +75,7 @@ pub struct QueueTicket {
 
 /// How fast and how many the queue admits; per concert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueConfig {
     /// Tokens admitted per second, at most.
     pub admit_per_sec: u32,
@@ -82,6 +84,12 @@ pub struct QueueConfig {
     /// How long an admission lasts.
     pub active_ttl: Duration,
 }
+
+crate::__with_setters!(QueueConfig {
+    with_admit_per_sec => admit_per_sec: u32,
+    with_max_active => max_active: u32,
+    with_active_ttl => active_ttl: Duration,
+});
 
 impl Default for QueueConfig {
     fn default() -> Self {

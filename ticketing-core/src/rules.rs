@@ -125,6 +125,7 @@ pub fn fence_allows(seen: Option<FencingToken>, mine: Option<FencingToken>) -> b
 
 /// What is being done to a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
     /// Pay for a hold.
     Pay,

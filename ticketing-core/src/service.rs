@@ -19,6 +19,7 @@ use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, Ticket
 
 /// Limits and defaults of the service.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServiceConfig {
     /// How long a hold lasts (default 5 minutes).
     pub hold_ttl: Duration,
@@ -44,6 +45,14 @@ impl Default for ServiceConfig {
         }
     }
 }
+
+crate::__with_setters!(ServiceConfig {
+    with_hold_ttl => hold_ttl: Duration,
+    with_max_seats_per_user => max_seats_per_user: u32,
+    with_max_seats_per_request => max_seats_per_request: usize,
+    with_max_charge => max_charge: Points,
+    with_require_queue_token => require_queue_token: bool,
+});
 
 /// A request to hold seats: [`HoldRequest::new`], then a queue token and an idempotency key
 /// if the caller has them.

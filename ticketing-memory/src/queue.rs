@@ -309,11 +309,12 @@ mod tests {
     /// queue keeps follows the buyers still waiting.
     #[tokio::test]
     async fn tokens_that_left_are_swept_out_and_forgotten() {
-        let queue = MemoryQueue::new(QueueConfig {
-            admit_per_sec: 1_000,
-            max_active: 1,
-            active_ttl: Duration::seconds(60),
-        });
+        let queue = MemoryQueue::new(
+            QueueConfig::default()
+                .with_admit_per_sec(1_000)
+                .with_max_active(1)
+                .with_active_ttl(Duration::seconds(60)),
+        );
         let t0 = Utc::now();
         queue
             .enqueue(UserId(1), ConcertId(1), t0)
@@ -360,11 +361,12 @@ mod tests {
     /// max-active stays exact.
     #[tokio::test]
     async fn leaving_after_the_lapse_with_an_older_clock_frees_no_place() {
-        let queue = MemoryQueue::new(QueueConfig {
-            admit_per_sec: 1_000,
-            max_active: 1,
-            active_ttl: Duration::seconds(60),
-        });
+        let queue = MemoryQueue::new(
+            QueueConfig::default()
+                .with_admit_per_sec(1_000)
+                .with_max_active(1)
+                .with_active_ttl(Duration::seconds(60)),
+        );
         let t0 = Utc::now();
         let (a, _) = queue
             .enqueue(UserId(1), ConcertId(1), t0)
@@ -399,11 +401,12 @@ mod tests {
     /// backwards must not make it admitted again), and its place stays free.
     #[tokio::test]
     async fn a_token_that_left_stays_over_when_the_clock_goes_back() {
-        let queue = MemoryQueue::new(QueueConfig {
-            admit_per_sec: 1_000,
-            max_active: 1,
-            active_ttl: Duration::seconds(60),
-        });
+        let queue = MemoryQueue::new(
+            QueueConfig::default()
+                .with_admit_per_sec(1_000)
+                .with_max_active(1)
+                .with_active_ttl(Duration::seconds(60)),
+        );
         let t0 = Utc::now();
         let (a, _) = queue
             .enqueue(UserId(1), ConcertId(1), t0)
@@ -447,11 +450,12 @@ mod tests {
     /// lapsed is answered `expired` for one more admission time, then forgotten.
     #[tokio::test]
     async fn lapsed_tokens_are_forgotten_after_a_grace_period() {
-        let queue = MemoryQueue::new(QueueConfig {
-            admit_per_sec: 1_000,
-            max_active: 1_000,
-            active_ttl: Duration::seconds(60),
-        });
+        let queue = MemoryQueue::new(
+            QueueConfig::default()
+                .with_admit_per_sec(1_000)
+                .with_max_active(1_000)
+                .with_active_ttl(Duration::seconds(60)),
+        );
         let t0 = Utc::now();
         let mut tokens = Vec::new();
         for u in 1..=100 {

@@ -31,7 +31,7 @@ mod error;
 mod rows;
 mod store;
 
-use std::time::Duration;
+use chrono::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
 use sqlx::{Executor, MySqlPool};
@@ -75,6 +75,7 @@ pub enum MySqlStrategy {
 
 /// What a hold does when a requested seat is locked by another transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockWait {
     /// Wait for it (bounded by the connection's `innodb_lock_wait_timeout`).
     Wait,
@@ -84,6 +85,7 @@ pub enum LockWait {
 
 /// Settings of a [`MySqlStore`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MySqlConfig {
     /// How seats are guarded.
     pub strategy: MySqlStrategy,
@@ -109,11 +111,19 @@ impl Default for MySqlConfig {
             },
             max_retries: 8,
             max_connections: 16,
-            lock_timeout: Duration::from_secs(2),
-            acquire_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::seconds(2),
+            acquire_timeout: Duration::seconds(5),
         }
     }
 }
+
+ticketing_core::__with_setters!(MySqlConfig {
+    with_strategy => strategy: MySqlStrategy,
+    with_max_retries => max_retries: u32,
+    with_max_connections => max_connections: u32,
+    with_lock_timeout => lock_timeout: Duration,
+    with_acquire_timeout => acquire_timeout: Duration,
+});
 
 impl MySqlConfig {
     /// Connect options for `url` (sqlx's defaults: `time_zone` `+00:00`, utf8mb4); plain text
@@ -135,11 +145,12 @@ impl MySqlConfig {
     /// `sql/session.sql` (READ COMMITTED, `autocommit`, `STRICT_ALL_TABLES` added to the
     /// server's `sql_mode`) and gets this configuration's `innodb_lock_wait_timeout`.
     pub async fn pool(&self, options: MySqlConnectOptions) -> Result<MySqlPool, Error> {
-        let secs = self.lock_timeout.as_secs() + u64::from(self.lock_timeout.subsec_nanos() > 0);
-        let secs = i64::try_from(secs.max(1)).unwrap_or(i64::MAX);
+        // Whole seconds, rounded up, at least one.
+        let millis = self.lock_timeout.num_milliseconds();
+        let secs = (millis / 1000 + i64::from(millis % 1000 > 0)).max(1);
         MySqlPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
+            .acquire_timeout(self.acquire_timeout.to_std().unwrap_or_default())
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(include_str!("../sql/session.sql")).await?;

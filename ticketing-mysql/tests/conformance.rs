@@ -10,11 +10,7 @@ use ticketing_mysql::MySqlConfig;
 /// A store on a fresh database, with a pool of at most four connections (the server's
 /// connections are shared by every test running at once).
 async fn backend(config: MySqlConfig) -> Option<TestBackend> {
-    let store = common::fresh_store(MySqlConfig {
-        max_connections: common::TEST_POOL,
-        ..config
-    })
-    .await?;
+    let store = common::fresh_store(config.with_max_connections(common::TEST_POOL)).await?;
     Some(TestBackend::store_only(store))
 }
 
@@ -23,12 +19,11 @@ mod pessimistic {
     use ticketing_mysql::{LockWait, MySqlConfig, MySqlStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(MySqlConfig {
-            strategy: MySqlStrategy::Pessimistic {
+        super::backend(
+            MySqlConfig::default().with_strategy(MySqlStrategy::Pessimistic {
                 lock_wait: LockWait::Wait,
-            },
-            ..MySqlConfig::default()
-        })
+            }),
+        )
         .await
     }
 
@@ -41,12 +36,11 @@ mod pessimistic_nowait {
     use ticketing_mysql::{LockWait, MySqlConfig, MySqlStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(MySqlConfig {
-            strategy: MySqlStrategy::Pessimistic {
+        super::backend(
+            MySqlConfig::default().with_strategy(MySqlStrategy::Pessimistic {
                 lock_wait: LockWait::NoWait,
-            },
-            ..MySqlConfig::default()
-        })
+            }),
+        )
         .await
     }
 
@@ -59,11 +53,7 @@ mod optimistic {
     use ticketing_mysql::{MySqlConfig, MySqlStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(MySqlConfig {
-            strategy: MySqlStrategy::Optimistic,
-            ..MySqlConfig::default()
-        })
-        .await
+        super::backend(MySqlConfig::default().with_strategy(MySqlStrategy::Optimistic)).await
     }
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);

@@ -67,14 +67,12 @@ async fn kill_all(admin: &MySqlPool, database: &str) -> u64 {
 }
 
 async fn killed_connections(strategy: MySqlStrategy) {
-    let config = MySqlConfig {
-        strategy,
-        max_connections: common::TEST_POOL,
-        // Long enough that no request fails waiting for a connection: an `unavailable` below
-        // comes from a killed connection, not from a pool of four kept busy.
-        acquire_timeout: Duration::from_secs(20),
-        ..MySqlConfig::default()
-    };
+    // The connection wait is long enough that no request fails waiting for a connection (an
+    // `unavailable` below comes from a killed connection, not from a pool of four kept busy).
+    let config = MySqlConfig::default()
+        .with_strategy(strategy)
+        .with_max_connections(common::TEST_POOL)
+        .with_acquire_timeout(chrono::Duration::seconds(20));
     let Some((pool, _, database)) = common::fresh_database(&config).await else {
         return;
     };

@@ -64,10 +64,7 @@ async fn race(config: MySqlConfig) {
         return;
     };
     // Each pool as small as the first (the server's connections are shared by all tests).
-    let config = MySqlConfig {
-        max_connections: common::TEST_POOL,
-        ..config
-    };
+    let config = config.with_max_connections(common::TEST_POOL);
     let pool_b = config.pool(options).await.expect("second pool");
     let a = MySqlStore::new(pool_a.clone(), config.clone());
     let b = MySqlStore::new(pool_b, config);
@@ -144,11 +141,7 @@ async fn race(config: MySqlConfig) {
     ignore = "needs MYSQL_URL (a MySQL/MariaDB server)"
 )]
 async fn two_pools_optimistic_never_oversell() {
-    race(MySqlConfig {
-        strategy: ticketing_mysql::MySqlStrategy::Optimistic,
-        ..MySqlConfig::default()
-    })
-    .await;
+    race(MySqlConfig::default().with_strategy(ticketing_mysql::MySqlStrategy::Optimistic)).await;
 }
 
 #[cfg(feature = "pessimistic")]
@@ -158,12 +151,11 @@ async fn two_pools_optimistic_never_oversell() {
     ignore = "needs MYSQL_URL (a MySQL/MariaDB server)"
 )]
 async fn two_pools_pessimistic_never_oversell() {
-    race(MySqlConfig {
-        strategy: ticketing_mysql::MySqlStrategy::Pessimistic {
+    race(
+        MySqlConfig::default().with_strategy(ticketing_mysql::MySqlStrategy::Pessimistic {
             lock_wait: ticketing_mysql::LockWait::Wait,
-        },
-        ..MySqlConfig::default()
-    })
+        }),
+    )
     .await;
 }
 
@@ -174,11 +166,10 @@ async fn two_pools_pessimistic_never_oversell() {
     ignore = "needs MYSQL_URL (a MySQL/MariaDB server)"
 )]
 async fn two_pools_pessimistic_nowait_never_oversell() {
-    race(MySqlConfig {
-        strategy: ticketing_mysql::MySqlStrategy::Pessimistic {
+    race(
+        MySqlConfig::default().with_strategy(ticketing_mysql::MySqlStrategy::Pessimistic {
             lock_wait: ticketing_mysql::LockWait::NoWait,
-        },
-        ..MySqlConfig::default()
-    })
+        }),
+    )
     .await;
 }

@@ -84,8 +84,9 @@ impl DatabaseClock {
 
     /// Re-sync every `every` on the current tokio runtime, until the task is aborted. A failed
     /// sync keeps the last offset (the clocks drift by microseconds a minute).
-    pub fn spawn_sync(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_sync(&self, every: chrono::Duration) -> tokio::task::JoinHandle<()> {
         let clock = self.clone();
+        let every = every.to_std().unwrap_or_default();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;

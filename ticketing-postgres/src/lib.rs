@@ -39,8 +39,7 @@ mod error;
 mod rows;
 mod store;
 
-use std::time::Duration;
-
+use chrono::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use ticketing_core::Error;
@@ -77,6 +76,7 @@ pub enum PgStrategy {
 
 /// What a hold does when a requested seat is locked by another transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LockWait {
     /// Wait for it (bounded by the connection's `lock_timeout`).
     Wait,
@@ -86,6 +86,7 @@ pub enum LockWait {
 
 /// Settings of a [`PgStore`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PgConfig {
     /// How seats are guarded.
     pub strategy: PgStrategy,
@@ -119,8 +120,8 @@ impl Default for PgConfig {
             },
             max_retries: 8,
             max_connections: 16,
-            lock_timeout: Duration::from_secs(2),
-            acquire_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::seconds(2),
+            acquire_timeout: Duration::seconds(5),
             batch: None,
         }
     }
@@ -135,6 +136,15 @@ fn asks_for_tls(url: &str) -> bool {
             .any(|key| key.eq_ignore_ascii_case("sslmode") || key.eq_ignore_ascii_case("ssl-mode"))
     })
 }
+
+ticketing_core::__with_setters!(PgConfig {
+    with_strategy => strategy: PgStrategy,
+    with_max_retries => max_retries: u32,
+    with_max_connections => max_connections: u32,
+    with_lock_timeout => lock_timeout: Duration,
+    with_acquire_timeout => acquire_timeout: Duration,
+    with_batch => batch: Option<BatchConfig>,
+});
 
 impl PgConfig {
     /// Connect options for `url` with this configuration's `lock_timeout`; plain text unless
@@ -155,7 +165,7 @@ impl PgConfig {
         };
         Ok(options.options([(
             "lock_timeout",
-            format!("{}ms", self.lock_timeout.as_millis()),
+            format!("{}ms", self.lock_timeout.num_milliseconds().max(1)),
         )]))
     }
 
@@ -163,7 +173,7 @@ impl PgConfig {
     pub async fn pool(&self, options: PgConnectOptions) -> Result<PgPool, Error> {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
+            .acquire_timeout(self.acquire_timeout.to_std().unwrap_or_default())
             .connect_with(options)
             .await
             .map_err(|e| Error::backend("connecting to postgres", true, e))

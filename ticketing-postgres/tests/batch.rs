@@ -28,17 +28,16 @@ struct Fixture {
 }
 
 async fn fixture() -> Option<Fixture> {
-    let config = PgConfig {
-        strategy: PgStrategy::Pessimistic {
+    let config = PgConfig::default()
+        .with_strategy(PgStrategy::Pessimistic {
             lock_wait: LockWait::Wait,
-        },
-        batch: Some(BatchConfig {
-            workers: 1,
-            max_batch: 64,
-            queue: 1024,
-        }),
-        ..PgConfig::default()
-    };
+        })
+        .with_batch(Some(
+            BatchConfig::default()
+                .with_workers(1)
+                .with_max_batch(64)
+                .with_queue(1024),
+        ));
     let (_, options) = common::fresh_schema(&config).await?;
     let app = format!("batch-test-{}", uuid::Uuid::new_v4().simple());
     let pool = config

@@ -18,12 +18,9 @@ mod pessimistic {
     use ticketing_postgres::{LockWait, PgConfig, PgStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(PgConfig {
-            strategy: PgStrategy::Pessimistic {
-                lock_wait: LockWait::Wait,
-            },
-            ..PgConfig::default()
-        })
+        super::backend(PgConfig::default().with_strategy(PgStrategy::Pessimistic {
+            lock_wait: LockWait::Wait,
+        }))
         .await
     }
 
@@ -36,12 +33,9 @@ mod pessimistic_nowait {
     use ticketing_postgres::{LockWait, PgConfig, PgStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(PgConfig {
-            strategy: PgStrategy::Pessimistic {
-                lock_wait: LockWait::NoWait,
-            },
-            ..PgConfig::default()
-        })
+        super::backend(PgConfig::default().with_strategy(PgStrategy::Pessimistic {
+            lock_wait: LockWait::NoWait,
+        }))
         .await
     }
 
@@ -54,11 +48,7 @@ mod optimistic {
     use ticketing_postgres::{PgConfig, PgStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(PgConfig {
-            strategy: PgStrategy::Optimistic,
-            ..PgConfig::default()
-        })
-        .await
+        super::backend(PgConfig::default().with_strategy(PgStrategy::Optimistic)).await
     }
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
@@ -72,13 +62,13 @@ mod batched {
     use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(PgConfig {
-            strategy: PgStrategy::Pessimistic {
-                lock_wait: LockWait::Wait,
-            },
-            batch: Some(BatchConfig::default()),
-            ..PgConfig::default()
-        })
+        super::backend(
+            PgConfig::default()
+                .with_strategy(PgStrategy::Pessimistic {
+                    lock_wait: LockWait::Wait,
+                })
+                .with_batch(Some(BatchConfig::default())),
+        )
         .await
     }
 
@@ -92,13 +82,13 @@ mod batched_nowait {
     use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStrategy};
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {
-        super::backend(PgConfig {
-            strategy: PgStrategy::Pessimistic {
-                lock_wait: LockWait::NoWait,
-            },
-            batch: Some(BatchConfig::default()),
-            ..PgConfig::default()
-        })
+        super::backend(
+            PgConfig::default()
+                .with_strategy(PgStrategy::Pessimistic {
+                    lock_wait: LockWait::NoWait,
+                })
+                .with_batch(Some(BatchConfig::default())),
+        )
         .await
     }
 

@@ -34,13 +34,11 @@ async fn killed_connections_mid_rush_lose_nothing_in_batched_mode() {
 }
 
 async fn killed_connections(batch: Option<BatchConfig>) {
-    let config = PgConfig {
-        strategy: PgStrategy::Optimistic,
-        max_connections: 8,
-        acquire_timeout: Duration::from_secs(2),
-        batch,
-        ..PgConfig::default()
-    };
+    let config = PgConfig::default()
+        .with_strategy(PgStrategy::Optimistic)
+        .with_max_connections(8)
+        .with_acquire_timeout(chrono::Duration::seconds(2))
+        .with_batch(batch);
     let Some((admin, options)) = common::fresh_schema(&config).await else {
         return;
     };

@@ -72,13 +72,11 @@ async fn a_postgres_restart_mid_rush_loses_nothing_and_sells_nothing_twice() {
 }
 
 async fn restart_mid_rush(batch: Option<BatchConfig>) {
-    let config = PgConfig {
-        strategy: PgStrategy::Optimistic,
-        max_connections: 8,
-        acquire_timeout: Duration::from_millis(500),
-        batch,
-        ..PgConfig::default()
-    };
+    let config = PgConfig::default()
+        .with_strategy(PgStrategy::Optimistic)
+        .with_max_connections(8)
+        .with_acquire_timeout(chrono::Duration::milliseconds(500))
+        .with_batch(batch);
     let Some((_admin, options)) = common::fresh_schema(&config).await else {
         return;
     };

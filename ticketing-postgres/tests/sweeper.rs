@@ -29,12 +29,9 @@ fn hold(user: i64, seat: i64, now: chrono::DateTime<Utc>) -> HoldCommand {
     ignore = "needs DATABASE_URL (a PostgreSQL server)"
 )]
 async fn a_sweep_skips_seats_locked_by_others_and_expires_the_rest() {
-    let config = PgConfig {
-        strategy: PgStrategy::Pessimistic {
-            lock_wait: LockWait::Wait,
-        },
-        ..PgConfig::default()
-    };
+    let config = PgConfig::default().with_strategy(PgStrategy::Pessimistic {
+        lock_wait: LockWait::Wait,
+    });
     let Some(pool) = common::fresh_pool(&config).await else {
         return;
     };

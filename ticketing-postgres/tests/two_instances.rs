@@ -137,11 +137,7 @@ async fn race(config: PgConfig) {
     ignore = "needs DATABASE_URL (a PostgreSQL server)"
 )]
 async fn two_instances_optimistic_never_oversell() {
-    race(PgConfig {
-        strategy: ticketing_postgres::PgStrategy::Optimistic,
-        ..PgConfig::default()
-    })
-    .await;
+    race(PgConfig::default().with_strategy(ticketing_postgres::PgStrategy::Optimistic)).await;
 }
 
 #[cfg(feature = "pessimistic")]
@@ -151,12 +147,11 @@ async fn two_instances_optimistic_never_oversell() {
     ignore = "needs DATABASE_URL (a PostgreSQL server)"
 )]
 async fn two_instances_pessimistic_never_oversell() {
-    race(PgConfig {
-        strategy: ticketing_postgres::PgStrategy::Pessimistic {
+    race(
+        PgConfig::default().with_strategy(ticketing_postgres::PgStrategy::Pessimistic {
             lock_wait: ticketing_postgres::LockWait::Wait,
-        },
-        ..PgConfig::default()
-    })
+        }),
+    )
     .await;
 }
 
@@ -167,11 +162,10 @@ async fn two_instances_pessimistic_never_oversell() {
     ignore = "needs DATABASE_URL (a PostgreSQL server)"
 )]
 async fn two_instances_pessimistic_nowait_never_oversell() {
-    race(PgConfig {
-        strategy: ticketing_postgres::PgStrategy::Pessimistic {
+    race(
+        PgConfig::default().with_strategy(ticketing_postgres::PgStrategy::Pessimistic {
             lock_wait: ticketing_postgres::LockWait::NoWait,
-        },
-        ..PgConfig::default()
-    })
+        }),
+    )
     .await;
 }

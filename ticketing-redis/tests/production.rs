@@ -102,10 +102,7 @@ mod batched {
     use ticketing_postgres::{BatchConfig, PgConfig};
 
     fn config() -> PgConfig {
-        PgConfig {
-            batch: Some(BatchConfig::default()),
-            ..PgConfig::default()
-        }
+        PgConfig::default().with_batch(Some(BatchConfig::default()))
     }
 
     async fn backend() -> Option<ticketing_core::testkit::TestBackend> {

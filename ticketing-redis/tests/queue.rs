@@ -13,11 +13,10 @@ async fn two_connection_managers_admitting_at_once_never_exceed_max_active() {
         return;
     };
     let (conn_b, _) = common::redis().await.expect("second connection");
-    let config = QueueConfig {
-        admit_per_sec: 7,
-        max_active: 10,
-        active_ttl: Duration::seconds(30),
-    };
+    let config = QueueConfig::default()
+        .with_admit_per_sec(7)
+        .with_max_active(10)
+        .with_active_ttl(Duration::seconds(30));
     let a = RedisQueue::new(conn_a, prefix.clone(), config);
     let b = RedisQueue::new(conn_b, prefix, config);
     let concert = ConcertId(42);
@@ -75,11 +74,10 @@ async fn admitted_tokens_and_their_users_keys_expire_in_redis() {
     let Some((mut conn, prefix)) = common::redis().await else {
         return;
     };
-    let config = QueueConfig {
-        admit_per_sec: 100,
-        max_active: 100,
-        active_ttl: Duration::seconds(30),
-    };
+    let config = QueueConfig::default()
+        .with_admit_per_sec(100)
+        .with_max_active(100)
+        .with_active_ttl(Duration::seconds(30));
     let q = RedisQueue::new(conn.clone(), prefix.clone(), config);
     let concert = ConcertId(7);
     let start = Utc::now().trunc_subsecs(6);

@@ -65,23 +65,21 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             Arc::new(store)
         }
         (StoreKind::Postgres, strategy) => {
-            let pg = PgConfig {
-                strategy: match strategy {
+            let pg = PgConfig::default()
+                .with_strategy(match strategy {
                     StrategyKind::Pessimistic => PgStrategy::Pessimistic {
                         lock_wait: LockWait::NoWait,
                     },
                     StrategyKind::Optimistic | StrategyKind::DistributedLock => {
                         PgStrategy::Optimistic
                     }
-                },
-                max_connections: config.pg_pool,
-                batch: (config.pg_batch > 0).then(|| BatchConfig {
-                    workers: config.pg_batch,
-                    max_batch: config.pg_batch_max as usize,
-                    ..BatchConfig::default()
-                }),
-                ..PgConfig::default()
-            };
+                })
+                .with_max_connections(config.pg_pool)
+                .with_batch((config.pg_batch > 0).then(|| {
+                    BatchConfig::default()
+                        .with_workers(config.pg_batch)
+                        .with_max_batch(config.pg_batch_max as usize)
+                }));
             let store = PgStore::connect(need(&config.database_url, "DATABASE_URL")?, pg).await?;
             ticketing_postgres::migrate(store.pool()).await?;
             // Every instance on this database decides expiry and caps by its clock.
@@ -90,18 +88,16 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
             Arc::new(store)
         }
         (StoreKind::Mysql, strategy) => {
-            let my = MySqlConfig {
-                strategy: match strategy {
+            let my = MySqlConfig::default()
+                .with_strategy(match strategy {
                     StrategyKind::Pessimistic => MySqlStrategy::Pessimistic {
                         lock_wait: ticketing_mysql::LockWait::NoWait,
                     },
                     StrategyKind::Optimistic | StrategyKind::DistributedLock => {
                         MySqlStrategy::Optimistic
                     }
-                },
-                max_connections: config.mysql_pool,
-                ..MySqlConfig::default()
-            };
+                })
+                .with_max_connections(config.mysql_pool);
             let store = MySqlStore::connect(need(&config.mysql_url, "MYSQL_URL")?, my).await?;
             ticketing_mysql::migrate(store.pool()).await?;
             // No database clock: instances on one database should run NTP-synchronised clocks.
@@ -144,11 +140,10 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         ),
         _ => base,
     };
-    let queue_config = QueueConfig {
-        admit_per_sec: config.queue_admit_per_sec,
-        max_active: config.queue_max_active,
-        active_ttl: Duration::seconds(i64::from(config.queue_active_ttl_secs)),
-    };
+    let queue_config = QueueConfig::default()
+        .with_admit_per_sec(config.queue_admit_per_sec)
+        .with_max_active(config.queue_max_active)
+        .with_active_ttl(Duration::seconds(i64::from(config.queue_active_ttl_secs)));
     let mut memory_queue = None;
     let queue: Arc<dyn WaitingQueue> = match (config.queue, redis) {
         (QueueKind::Redis, Some(conn)) => Arc::new(RedisQueue::new(
@@ -183,11 +178,9 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
     }
     let service = TicketingService::new(
         store,
-        ServiceConfig {
-            hold_ttl: Duration::seconds(i64::from(config.hold_ttl_secs)),
-            max_seats_per_user: config.max_seats_per_user,
-            ..ServiceConfig::default()
-        },
+        ServiceConfig::default()
+            .with_hold_ttl(Duration::seconds(i64::from(config.hold_ttl_secs)))
+            .with_max_seats_per_user(config.max_seats_per_user),
     )
     .with_queue(queue);
     let service = match database_clock.clone() {

@@ -122,7 +122,7 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
     };
     let mut tasks = vec![admitter, sweeper, pruner, relay];
     if let Some(clock) = &backends.database_clock {
-        tasks.push(clock.spawn_sync(Duration::from_secs(10)));
+        tasks.push(clock.spawn_sync(chrono::Duration::seconds(10)));
     }
     tasks
 }

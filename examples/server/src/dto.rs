@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use ticketing::{
-    Balance, Concert, OptionSummary, Payment, QueueStatus, QueueTicket, Reservation,
-    ReservationStatus, SeatStatus, SeatView,
+    Balance, Concert, OptionSummary, Payment, QueueStatus, QueueTicket, Reservation, SeatView,
 };
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -49,8 +48,9 @@ impl From<QueueTicket> for TokenView {
         let (status, position, admitted_until) = match t.status {
             QueueStatus::Waiting { position } => ("waiting", position, None),
             QueueStatus::Admitted { until } => ("admitted", 0, Some(until)),
-            // The contract knows three states: a token that ended early is over too.
-            QueueStatus::Expired | QueueStatus::Done => ("expired", 0, None),
+            // The contract knows three states: a token that ended early is over too, and so is
+            // any state a later library version adds (a client can only join again).
+            _ => ("expired", 0, None),
         };
         Self {
             token: t.token.0,
@@ -177,11 +177,7 @@ impl From<SeatView> for SeatViewDto {
             seat_no: v.seat.seat_no,
             grade: v.seat.grade,
             price: v.seat.price.0,
-            status: match v.status {
-                SeatStatus::Available => "available",
-                SeatStatus::Held => "held",
-                SeatStatus::Sold => "sold",
-            },
+            status: v.status.as_str(),
         }
     }
 }
@@ -241,12 +237,7 @@ impl From<Reservation> for ReservationView {
             user_id: r.user_id.0,
             option_id: r.option_id.0,
             seat_ids: r.seat_ids.iter().map(|s| s.0).collect(),
-            status: match r.status {
-                ReservationStatus::Held => "held",
-                ReservationStatus::Confirmed => "confirmed",
-                ReservationStatus::Cancelled => "cancelled",
-                ReservationStatus::Expired => "expired",
-            },
+            status: r.status.as_str(),
             amount: r.amount.0,
             expires_at: r.expires_at,
             created_at: r.created_at,

@@ -516,10 +516,7 @@ async fn a_waiting_token_is_not_admitted_and_holds_expire() {
     let clock = ticketing::ManualClock::default();
     let direct = ticketing::TicketingService::new(
         s.service.store().clone(),
-        ticketing::ServiceConfig {
-            hold_ttl: chrono::Duration::seconds(1),
-            ..Default::default()
-        },
+        ticketing::ServiceConfig::default().with_hold_ttl(chrono::Duration::seconds(1)),
     )
     .with_clock(std::sync::Arc::new(clock.clone()));
     let s = server_common::serve(

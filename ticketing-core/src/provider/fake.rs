@@ -18,6 +18,7 @@ use crate::money::Points;
 
 /// What the fake does with the next charge call.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Behaviour {
     /// Capture, and answer so.
     Approve,
@@ -86,8 +87,8 @@ impl FakeProvider {
     }
 
     /// Wait this long in every call (a real provider's round trip), on the tokio timer.
-    pub fn with_latency(mut self, latency: Duration) -> Self {
-        self.latency = latency;
+    pub fn with_latency(mut self, latency: chrono::Duration) -> Self {
+        self.latency = latency.to_std().unwrap_or_default();
         self
     }
 

@@ -41,6 +41,7 @@ pub struct ProviderRefund {
 
 /// What became of a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChargeOutcome {
     /// The money was taken; `reference` is the provider's id of the charge.
     Captured {
@@ -57,6 +58,7 @@ pub enum ChargeOutcome {
 
 /// What a provider knows of a key when asked ([`PaymentProvider::status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChargeStatus {
     /// The charge under this key ended so.
     Done(ChargeOutcome),
@@ -68,6 +70,7 @@ pub enum ChargeStatus {
 
 /// What became of a refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefundOutcome {
     /// The money went back; `reference` is the provider's id of the refund.
     Refunded {
@@ -83,6 +86,7 @@ pub enum RefundOutcome {
 
 /// A provider call that gave no outcome.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ProviderError {
     /// The provider was not reached, or answered that it did nothing (a connection refused, a
     /// 503 before processing): the call may be made again under the same key.

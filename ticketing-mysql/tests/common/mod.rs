@@ -79,10 +79,9 @@ pub async fn admin_pool(url: &str) -> MySqlPool {
 pub async fn fresh_database(
     config: &MySqlConfig,
 ) -> Option<(MySqlPool, MySqlConnectOptions, String)> {
-    let config = &MySqlConfig {
-        max_connections: config.max_connections.min(TEST_POOL),
-        ..config.clone()
-    };
+    let config = &config
+        .clone()
+        .with_max_connections(config.max_connections.min(TEST_POOL));
     let url = mysql_url()?;
     let admin = admin_pool(&url).await;
     sweep_old_databases(&admin).await;

@@ -34,6 +34,7 @@ use crate::error::{code, commit_refused, db};
 
 /// Settings of the group-commit mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchConfig {
     /// Batches in flight at once (each holds one pooled connection while it runs). Default 2:
     /// one batch commits while the next one loads and writes. More workers make smaller
@@ -45,6 +46,12 @@ pub struct BatchConfig {
     /// Commands waiting at most; past it callers wait for room (backpressure).
     pub queue: usize,
 }
+
+ticketing_core::__with_setters!(BatchConfig {
+    with_workers => workers: usize,
+    with_max_batch => max_batch: usize,
+    with_queue => queue: usize,
+});
 
 impl Default for BatchConfig {
     fn default() -> Self {
