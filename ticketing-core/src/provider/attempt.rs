@@ -10,7 +10,6 @@ use crate::money::Points;
 /// Whether an attempt takes money or gives it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum AttemptKind {
     /// A charge for a held reservation.
     Charge,
@@ -21,7 +20,6 @@ pub enum AttemptKind {
 /// Where an attempt stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum AttemptState {
     /// Recorded; the provider's outcome is not known yet (not called, in flight, or its answer
     /// lost). Never read as a failure: the recovery job asks the provider.

@@ -128,7 +128,6 @@ fn held_by(state: SeatState, reservation: &Reservation, now: DateTime<Utc>) -> b
 
 /// What settling a charge does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ChargeSettlement {
     /// The attempt was settled before (a webhook sent twice, a recovery after the answer):
     /// nothing changes.
@@ -368,7 +367,6 @@ pub fn settle_refund(
 
 /// What the recovery job does with a pending attempt, given what the provider says of its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Recovery {
     /// The provider knows the outcome: settle with it.
     Settle(ChargeOutcome),
