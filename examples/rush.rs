@@ -24,11 +24,10 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
-use ticketing::{CancelRequest, ChargeRequest};
 use ticketing::{
-    ErrorCode, FencedStore, HoldRequest, OptionId, PayRequest, Points, ReservationId,
-    ReservationStatus, SeatId, SeatStatus, ServiceConfig, TicketStore, TicketingService, UserId,
-    demo_catalog,
+    CancelRequest, ChargeRequest, ErrorCode, FencedStore, HoldRequest, OptionId, PayRequest,
+    Points, ReservationId, ReservationStatus, SeatId, SeatStatus, ServiceConfig, TicketStore,
+    TicketingService, UserId, demo_catalog,
 };
 use ticketing_memory::{MemoryLockManager, MemoryStore, Strategy};
 use ticketing_mysql::{MySqlConfig, MySqlStore, MySqlStrategy};

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use ticketing::{CancelRequest, ChargeRequest};
 use ticketing::{
-    ErrorCode, HoldRequest, OptionId, PayRequest, Points, ReservationId, SeatId, SeatStatus,
-    ServiceConfig, TicketStore, TicketingService, UserId, demo_catalog,
+    CancelRequest, ChargeRequest, ErrorCode, HoldRequest, OptionId, PayRequest, Points,
+    ReservationId, SeatId, SeatStatus, ServiceConfig, TicketStore, TicketingService, UserId,
+    demo_catalog,
 };
 use ticketing_memory::MemoryStore;
 

@@ -20,6 +20,17 @@ pub struct Concert {
     pub venue: String,
 }
 
+impl Concert {
+    /// A concert.
+    pub fn new(id: ConcertId, title: impl Into<String>, venue: impl Into<String>) -> Self {
+        Self {
+            id,
+            title: title.into(),
+            venue: venue.into(),
+        }
+    }
+}
+
 /// One dated performance of a concert, with its own seats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShowOption {
@@ -95,6 +106,25 @@ pub struct Seat {
     pub grade: String,
     /// Its price.
     pub price: Points,
+}
+
+impl Seat {
+    /// A seat of `option_id`, numbered `seat_no` in `grade`, priced `price`.
+    pub fn new(
+        id: SeatId,
+        option_id: OptionId,
+        seat_no: impl Into<String>,
+        grade: impl Into<String>,
+        price: Points,
+    ) -> Self {
+        Self {
+            id,
+            option_id,
+            seat_no: seat_no.into(),
+            grade: grade.into(),
+            price,
+        }
+    }
 }
 
 /// The stored state of a seat. Use [`crate::rules::effective_seat_state`] to read it at an
@@ -174,7 +204,6 @@ pub struct SeatView {
 /// The status of a reservation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ReservationStatus {
     /// Seats are held until `expires_at`.
     Held,
@@ -414,6 +443,18 @@ pub struct Catalog {
     pub options: Vec<ShowOption>,
     /// Their seats.
     pub seats: Vec<Seat>,
+}
+
+impl Catalog {
+    /// A catalog of these concerts, options and seats (seed it with
+    /// [`TicketStore::seed`](crate::TicketStore::seed)).
+    pub fn new(concerts: Vec<Concert>, options: Vec<ShowOption>, seats: Vec<Seat>) -> Self {
+        Self {
+            concerts,
+            options,
+            seats,
+        }
+    }
 }
 
 #[cfg(test)]

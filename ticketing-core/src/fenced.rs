@@ -42,7 +42,8 @@ pub struct FencedStore {
     sleep: Backoff,
 }
 
-/// Waits for a duration on the caller's runtime (e.g. `tokio::time::sleep`), boxed.
+/// Waits for a duration on the caller's runtime (e.g. `tokio::time::sleep`), boxed. The one
+/// `std::time::Duration` of the API: it is what runtimes' timers take.
 pub type Sleep =
     Arc<dyn Fn(std::time::Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -122,7 +123,7 @@ impl FencedStore {
         Ok(r)
     }
 
-    /// How many times confirm, cancel and keyed holds try for a busy lease before answering
+    /// How many times payments, cancels and keyed holds try for a busy lease before answering
     /// `unavailable` (default 200).
     pub fn with_attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts.max(1);
@@ -403,6 +404,10 @@ impl TicketStore for FencedStore {
                     ..cmd
                 })
                 .await?;
+            // The seats are free again: clear their "taken" hints, also when the cancel was a
+            // replay of a keyed one (its seats may have been held by someone else since): a
+            // wrong clear only lets losers reach the store, where a stale hint would turn
+            // buyers away from free seats.
             Ok((cancelled, Hint::Freed))
         })
         .await

@@ -4,7 +4,7 @@
 //! backend calls these instead of re-stating the rules.
 //!
 //! ```text
-//! seat:         Available --hold--> Held{r, until} --confirm--> Sold{r}
+//! seat:         Available --hold--> Held{r, until} --pay--> Sold{r}
 //!               Held --cancel | expire--> Available      Sold --cancel (refund)--> Available
 //! reservation:  Held --> Confirmed | Cancelled | Expired      Confirmed --> Cancelled (refund)
 //! ```
@@ -351,7 +351,7 @@ mod tests {
                 code(&r, Action::Expire, late),
                 Some(ErrorCode::InvalidState)
             );
-            assert!(code(&r, Action::Pay, t0()).is_some(), "{status:?} confirm");
+            assert!(code(&r, Action::Pay, t0()).is_some(), "{status:?} pay");
         }
         assert_eq!(
             code(&reservation(Cancelled), Action::Cancel, t0()),

@@ -127,7 +127,9 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
     /// Pay a hold: debit (never below zero), seats held → sold, payment recorded, or nothing.
     async fn pay(&self, cmd: PayCommand) -> Result<Payment>;
 
-    /// Cancel: seats freed, paid points refunded. Returns the reservation as cancelled.
+    /// Cancel: seats freed, paid points refunded, or nothing. Returns the reservation as
+    /// cancelled; under a key used before, the first answer (replayed inside the same atomic
+    /// step, after the owner check).
     async fn cancel(&self, cmd: CancelCommand) -> Result<Reservation>;
 
     /// Mark up to `limit` holds due at `now` as expired and free their seats in storage.

@@ -96,7 +96,7 @@ pub struct MySqlConfig {
     /// `innodb_lock_wait_timeout` of each connection, rounded up to whole seconds (used by
     /// [`MySqlConfig::pool`]).
     pub lock_timeout: Duration,
-    /// How long to wait for a free connection.
+    /// How long to wait for a free connection (at least a millisecond).
     pub acquire_timeout: Duration,
 }
 
@@ -150,7 +150,12 @@ impl MySqlConfig {
         let secs = (millis / 1000 + i64::from(millis % 1000 > 0)).max(1);
         MySqlPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout.to_std().unwrap_or_default())
+            .acquire_timeout(
+                self.acquire_timeout
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_millis(1)),
+            )
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute(include_str!("../sql/session.sql")).await?;

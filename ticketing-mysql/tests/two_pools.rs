@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::Row;
-use ticketing_core::{CancelRequest, ChargeRequest};
 use ticketing_core::{
-    ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, ServiceConfig, TicketStore,
-    TicketingService, UserId,
+    CancelRequest, ChargeRequest, ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId,
+    ServiceConfig, TicketStore, TicketingService, UserId,
 };
 use ticketing_mysql::{MySqlConfig, MySqlStore};
 

@@ -86,7 +86,11 @@ impl DatabaseClock {
     /// sync keeps the last offset (the clocks drift by microseconds a minute).
     pub fn spawn_sync(&self, every: chrono::Duration) -> tokio::task::JoinHandle<()> {
         let clock = self.clone();
-        let every = every.to_std().unwrap_or_default();
+        // Never a busy loop: at least a millisecond between syncs.
+        let every = every
+            .to_std()
+            .unwrap_or_default()
+            .max(std::time::Duration::from_millis(1));
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;

@@ -97,7 +97,7 @@ pub struct PgConfig {
     pub max_connections: u32,
     /// `lock_timeout` of each connection (used by [`PgStore::connect`]).
     pub lock_timeout: Duration,
-    /// How long to wait for a free connection.
+    /// How long to wait for a free connection (at least a millisecond).
     pub acquire_timeout: Duration,
     /// Group commit: `Some` runs holds, payments, cancels and charges in shared transactions
     /// (see [`BatchConfig`]); `None` runs each in a transaction of its own.
@@ -173,7 +173,12 @@ impl PgConfig {
     pub async fn pool(&self, options: PgConnectOptions) -> Result<PgPool, Error> {
         PgPoolOptions::new()
             .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout.to_std().unwrap_or_default())
+            .acquire_timeout(
+                self.acquire_timeout
+                    .to_std()
+                    .unwrap_or_default()
+                    .max(std::time::Duration::from_millis(1)),
+            )
             .connect_with(options)
             .await
             .map_err(|e| Error::backend("connecting to postgres", true, e))

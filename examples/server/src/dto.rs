@@ -48,9 +48,14 @@ impl From<QueueTicket> for TokenView {
         let (status, position, admitted_until) = match t.status {
             QueueStatus::Waiting { position } => ("waiting", position, None),
             QueueStatus::Admitted { until } => ("admitted", 0, Some(until)),
-            // The contract knows three states: a token that ended early is over too, and so is
-            // any state a later library version adds (a client can only join again).
-            _ => ("expired", 0, None),
+            // The contract knows three states: a token that ended early is over too.
+            QueueStatus::Expired | QueueStatus::Done => ("expired", 0, None),
+            // A state a later library version adds: said as the contract's nearest, and logged
+            // so that the server is taught it.
+            other => {
+                tracing::warn!(status = ?other, "a queue status the API does not know");
+                ("expired", 0, None)
+            }
         };
         Self {
             token: t.token.0,

@@ -101,7 +101,7 @@ fn describe() {
         "Error answers, by their stable code"
     );
     describe_counter!("ticketing_holds_total", "Holds placed");
-    describe_counter!("ticketing_confirms_total", "Holds paid");
+    describe_counter!("ticketing_payments_total", "Holds paid");
     describe_counter!("ticketing_cancels_total", "Reservations cancelled");
     describe_counter!(
         "ticketing_expiries_total",

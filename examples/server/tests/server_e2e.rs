@@ -482,6 +482,26 @@ async fn every_error_code_of_the_contract() {
         (c1.body["balance"].clone(), c2.body["balance"].clone()),
         (json!(10), json!(10))
     );
+
+    // A cancel retried under its key (its answer lost) is answered 200 again, the same body.
+    let cancel = format!(
+        "/reservations/{}/cancel",
+        first.body["id"].as_str().expect("id")
+    );
+    let cancel_key = [("Idempotency-Key", "x-1")];
+    let k1 = s.post(&cancel, json!({"user_id": 2}), &cancel_key).await;
+    assert_eq!(k1.status, StatusCode::OK, "{}", k1.body);
+    assert_eq!(k1.body["status"], "cancelled");
+    let k2 = s.post(&cancel, json!({"user_id": 2}), &cancel_key).await;
+    assert_eq!(
+        k2.status,
+        StatusCode::OK,
+        "a retried cancel answers 200 again"
+    );
+    assert_eq!(k2.body, k1.body);
+    s.post(&cancel, json!({"user_id": 2}), &[])
+        .await
+        .problem(409, "invalid_state");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

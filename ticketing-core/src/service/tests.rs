@@ -10,6 +10,7 @@ use crate::clock::ManualClock;
 use crate::domain::{ReservationStatus, ShowOption};
 use crate::error::ErrorCode;
 use crate::idempotency::IdempotencyRecord;
+use crate::ids::SeatId;
 use crate::queue::MockWaitingQueue;
 use crate::service::{CancelRequest, ChargeRequest};
 use crate::store::MockTicketStore;
@@ -203,9 +204,9 @@ async fn the_store_gets_sorted_seats_the_ttl_and_the_cap() {
 }
 
 #[tokio::test]
-async fn paying_someone_elses_reservation_never_confirms() {
+async fn paying_someone_elses_reservation_never_reaches_the_store() {
     // With a gating queue the service reads the reservation (it needs its concert) and refuses
-    // before the store is asked to confirm.
+    // before the store is asked to pay.
     let theirs = reservation(UserId(99));
     let mut store = MockTicketStore::new();
     store
@@ -227,7 +228,7 @@ async fn paying_someone_elses_reservation_never_confirms() {
     );
 }
 
-/// A store's confirm that succeeds: 200 points paid, nothing left.
+/// A store's pay that succeeds: 200 points paid, nothing left.
 fn paid(cmd: PayCommand) -> Result<Payment> {
     Ok(Payment {
         id: crate::PaymentId::new(),
@@ -326,7 +327,7 @@ async fn a_payment_of_an_unknown_reservation_reads_it_once_then_knows_its_owner(
 
 #[tokio::test]
 async fn without_a_gate_a_payment_is_one_store_call() {
-    // No queue gates: the store's confirm checks the owner in its own atomic step (the
+    // No queue gates: the store's pay checks the owner in its own atomic step (the
     // conformance case `paying_anothers_reservation_is_forbidden` holds every store to it), so the
     // service does not read the reservation first.
     let mut store = MockTicketStore::new();

@@ -20,8 +20,7 @@ use crate::ids::{ConcertId, OptionId, ReservationId, UserId};
 use crate::lock::LockManager;
 use crate::money::Points;
 use crate::queue::WaitingQueue;
-use crate::service::CancelRequest;
-use crate::service::HoldRequest;
+use crate::service::{CancelRequest, HoldRequest};
 use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
 /// A store that counts the holds that reach it and passes everything on.

@@ -34,8 +34,7 @@ use crate::error::{Error, ErrorCode};
 use crate::ids::{ConcertId, OptionId, ReservationId, SeatId, UserId};
 use crate::money::Points;
 use crate::queue::{QueueConfig, WaitingQueue};
-use crate::service::ChargeRequest;
-use crate::service::{HoldRequest, PayRequest, ServiceConfig, TicketingService};
+use crate::service::{ChargeRequest, HoldRequest, PayRequest, ServiceConfig, TicketingService};
 use crate::store::TicketStore;
 
 pub mod cases;
@@ -258,23 +257,12 @@ impl Harness {
 
 /// A hold request without token or key.
 pub fn hold_request(user: UserId, option: OptionId, seats: &[SeatId]) -> HoldRequest {
-    HoldRequest {
-        user_id: user,
-        option_id: option,
-        seat_ids: seats.to_vec(),
-        queue_token: None,
-        idempotency_key: None,
-    }
+    HoldRequest::new(user, option, seats)
 }
 
 /// A pay request without token or key.
 pub fn pay_request(user: UserId, id: ReservationId) -> PayRequest {
-    PayRequest {
-        user_id: user,
-        reservation_id: id,
-        queue_token: None,
-        idempotency_key: None,
-    }
+    PayRequest::new(user, id)
 }
 
 /// Assert that a result failed with `code`, showing what it was otherwise.
@@ -324,6 +312,7 @@ macro_rules! store_suite {
             idempotency_keys_are_scoped_per_user,
             idempotent_payment_and_charge,
             idempotent_cancel_returns_the_first_answer,
+            a_keyed_cancel_is_replayed_by_the_store,
             retention_forgets_only_old_idempotency_records,
             charge_rejects_bad_amounts_and_overflow,
             expire_due_moves_holds_and_emits_events,
@@ -340,6 +329,7 @@ macro_rules! store_suite {
             concurrent_overlapping_holds_never_share_a_seat,
             concurrent_holds_by_one_user_respect_the_cap,
             concurrent_retries_with_one_key_hold_once,
+            concurrent_retries_of_one_keyed_cancel_refund_once,
             concurrent_sweepers_expire_each_hold_once,
         );
 

@@ -65,6 +65,7 @@ impl Default for BatchConfig {
 
 /// Counters of the group-commit mode, since the store was made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BatchStats {
     /// Batch transactions started (retries and split halves included).
     pub batches: u64,

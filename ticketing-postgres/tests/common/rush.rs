@@ -5,10 +5,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
-use ticketing_core::ChargeRequest;
 use ticketing_core::{
-    ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, TicketStore, TicketingService,
-    UserId,
+    ChargeRequest, ErrorCode, HoldRequest, OptionId, PayRequest, Points, SeatId, TicketStore,
+    TicketingService, UserId,
 };
 
 /// What the buyers of a rush saw.

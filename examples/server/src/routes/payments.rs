@@ -38,6 +38,6 @@ pub async fn pay(
         .with_idempotency_key(key);
     let service = s.service.clone();
     let payment = detached(&s, async move { service.pay(request).await }).await?;
-    metrics::counter!("ticketing_confirms_total").increment(1);
+    metrics::counter!("ticketing_payments_total").increment(1);
     Ok((StatusCode::CREATED, Json(PaymentView::from(payment))).into_response())
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
-use ticketing::{Points, UserId};
+use ticketing::{ChargeRequest, Points, UserId};
 
 use crate::auth::Caller;
 use crate::dto::int::Id;
@@ -12,7 +12,6 @@ use crate::dto::{BalanceView, ChargeBody, ProblemView};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader};
 use crate::routes::{ApiResult, detached, per_client};
 use crate::state::AppState;
-use ticketing::ChargeRequest;
 
 /// `POST /point/charge` (limited per client address), `GET /users/{id}/points`.
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -38,7 +37,7 @@ pub async fn charge(
         service
             .charge(
                 ChargeRequest::new(UserId(body.user_id), Points(body.amount))
-                    .with_idempotency_key(key.clone()),
+                    .with_idempotency_key(key),
             )
             .await
     })

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ticketing::{HoldRequest, OptionId, ReservationId, SeatId, UserId};
+use ticketing::{CancelRequest, HoldRequest, OptionId, ReservationId, SeatId, UserId};
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -15,7 +15,6 @@ use crate::dto::{HoldBody, ProblemView, ReservationView, UserBody};
 use crate::extract::{ApiJson, ApiPath, IdempotencyKeyHeader, QueueTokenHeader};
 use crate::routes::{ApiResult, detached, gated, per_client};
 use crate::state::AppState;
-use ticketing::CancelRequest;
 
 /// `POST /reservations` (gated by an admitted queue token), `GET /reservations/{id}`,
 /// `POST /reservations/{id}/cancel` (limited per client address), `GET /users/{id}/reservations`.

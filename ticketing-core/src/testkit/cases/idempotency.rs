@@ -3,10 +3,11 @@
 use super::ttl;
 use crate::domain::{ReservationStatus, SeatStatus};
 use crate::error::ErrorCode;
+use crate::idempotency::IdempotencyKey;
 use crate::ids::{SeatId, UserId};
 use crate::money::Points;
-use crate::service::HoldRequest;
-use crate::service::{CancelRequest, ChargeRequest};
+use crate::service::{CancelRequest, ChargeRequest, HoldRequest};
+use crate::store::CancelCommand;
 use crate::testkit::{Harness, TestBackend, assert_code, hold_request, pay_request};
 use chrono::Duration;
 
@@ -218,4 +219,26 @@ pub async fn idempotent_cancel_returns_the_first_answer(b: TestBackend) {
         ErrorCode::IdempotencyConflict,
     );
     assert_eq!(h.statuses(&[h.seats[1]]).await, [SeatStatus::Held]);
+}
+
+/// A store replays a keyed cancel itself, inside its atomic step, not only the service before
+/// it: the same command twice answers the first result and refunds once.
+pub async fn a_keyed_cancel_is_replayed_by_the_store(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let u = h.user(1);
+    h.charge(u, Points(1_000)).await;
+    let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+    h.pay(u, r.id).await.expect("pay");
+    let key = IdempotencyKey::new(u, "cancel-store", format!("cancel:{}", r.id)).expect("key");
+    let cmd = CancelCommand {
+        reservation_id: r.id,
+        user_id: u,
+        now: h.now(),
+        idempotency: Some(key),
+        fence: None,
+    };
+    let first = h.store.cancel(cmd.clone()).await.expect("cancel");
+    let again = h.store.cancel(cmd).await.expect("replayed by the store");
+    assert_eq!(again, first);
+    assert_eq!(h.balance(u).await, Points(1_000), "refunded once");
 }

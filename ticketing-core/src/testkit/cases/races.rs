@@ -5,7 +5,7 @@ use crate::domain::{EventKind, SeatStatus};
 use crate::error::ErrorCode;
 use crate::ids::{ReservationId, SeatId};
 use crate::money::Points;
-use crate::service::{HoldRequest, ServiceConfig};
+use crate::service::{CancelRequest, HoldRequest, ServiceConfig};
 use crate::testkit::{Harness, PRICE, TestBackend, hold_request, pay_request};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -224,4 +224,34 @@ pub async fn concurrent_sweepers_expire_each_hold_once(b: TestBackend) {
         .count();
     assert_eq!(expired_events, holds as usize);
     assert_eq!(h.available().await, crate::testkit::SEATS);
+}
+
+/// Retries of one keyed cancel racing each other (a double click on a paid reservation) all
+/// get the same answer, and the points come back once.
+pub async fn concurrent_retries_of_one_keyed_cancel_refund_once(b: TestBackend) {
+    let h = Arc::new(Harness::new(b).await);
+    let u = h.user(1);
+    h.charge(u, PRICE).await;
+    let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+    h.pay(u, r.id).await.expect("pay");
+    let tasks = (0..20)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let req =
+                    CancelRequest::new(u, r.id).with_idempotency_key("cancel-click".to_owned());
+                h.service.cancel(req).await
+            })
+        })
+        .collect();
+    let results = join_all(tasks).await;
+    let answers: HashSet<_> = results
+        .iter()
+        .map(|r| {
+            let c = r.as_ref().expect("every retry succeeds");
+            (c.id, c.status, c.refunded_amount)
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(h.balance(u).await, PRICE, "refunded once");
 }
