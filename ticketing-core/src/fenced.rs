@@ -461,6 +461,40 @@ impl TicketStore for FencedStore {
         self.store.health().await?;
         self.locks.health().await
     }
+
+    // Provider payments are not leased: each is one atomic step of the inner store, and the
+    // provider is called between steps, never under a lease.
+    async fn begin_provider_payment(
+        &self,
+        cmd: crate::provider::BeginPaymentCommand,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.store.begin_provider_payment(cmd).await
+    }
+
+    async fn settle_charge(
+        &self,
+        cmd: crate::provider::SettleChargeCommand,
+    ) -> Result<crate::provider::ChargeSettled> {
+        self.store.settle_charge(cmd).await
+    }
+
+    async fn settle_refund(
+        &self,
+        cmd: crate::provider::SettleRefundCommand,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.store.settle_refund(cmd).await
+    }
+
+    async fn payment_attempt(
+        &self,
+        id: crate::ids::AttemptId,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.store.payment_attempt(id).await
+    }
+
+    async fn pending_attempts(&self, limit: usize) -> Result<Vec<crate::provider::PaymentAttempt>> {
+        self.store.pending_attempts(limit).await
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{Balance, Payment, Reservation};
 use crate::error::Error;
 use crate::ids::UserId;
+use crate::provider::PaymentAttempt;
 
 /// The longest idempotency key accepted.
 pub const MAX_KEY_LEN: usize = 200;
@@ -55,6 +56,8 @@ pub enum StoredOutcome {
     Charge(Balance),
     /// A reservation was cancelled.
     Cancel(Reservation),
+    /// A payment through a provider began (the attempt as first recorded).
+    Attempt(PaymentAttempt),
 }
 
 /// A stored idempotency record.
@@ -99,6 +102,14 @@ impl StoredOutcome {
     pub fn into_cancel(self) -> Result<Reservation, Error> {
         match self {
             StoredOutcome::Cancel(r) => Ok(r),
+            _ => Err(Error::IdempotencyConflict),
+        }
+    }
+
+    /// The attempt, if this outcome is the start of a provider payment.
+    pub fn into_attempt(self) -> Result<PaymentAttempt, Error> {
+        match self {
+            StoredOutcome::Attempt(a) => Ok(a),
             _ => Err(Error::IdempotencyConflict),
         }
     }

@@ -64,9 +64,9 @@ mod tests {
     #[test]
     fn overflow_is_an_invalid_request_not_a_wrap() {
         let err = Points(i64::MAX).checked_add(Points(1)).unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidRequest);
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidRequest);
         let err = Points(i64::MIN).checked_sub(Points(1)).unwrap_err();
-        assert_eq!(err.code(), crate::ErrorCode::InvalidRequest);
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidRequest);
         assert!(Points::checked_sum([Points(i64::MAX), Points(1)]).is_err());
         assert_eq!(
             Points::checked_sum([Points(2), Points(3)]).ok(),

@@ -25,8 +25,9 @@ pub use commands::{
     decide_hold, decide_pay, seats_owned,
 };
 pub use provider::{
-    BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, check_no_charge_in_flight,
-    recovery_step, refund_attempt, refund_event, refund_on_cancel, settle_charge, settle_refund,
+    BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, cancel_paid_by_provider,
+    check_no_charge_in_flight, paying_charge, recovery_step, refund_attempt, refund_event,
+    refund_on_cancel, settle_charge, settle_refund,
 };
 pub use sale::{
     check_cancel_before_show, check_sale, check_sale_not_ended, close_sale, sale_end,

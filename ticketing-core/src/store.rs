@@ -11,8 +11,11 @@ use crate::domain::{
 };
 use crate::error::Result;
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
-use crate::ids::{ConcertId, FencingToken, OptionId, ReservationId, SeatId, UserId};
+use crate::ids::{AttemptId, ConcertId, FencingToken, OptionId, ReservationId, SeatId, UserId};
 use crate::money::Points;
+use crate::provider::{
+    BeginPaymentCommand, ChargeSettled, PaymentAttempt, SettleChargeCommand, SettleRefundCommand,
+};
 
 /// Place a hold on several seats of one option, all or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +178,51 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
 
     /// Whether the store answers.
     async fn health(&self) -> Result<()>;
+
+    /// Begin paying a hold through a provider (docs/payments.md, step 1), decided by
+    /// [`rules::begin_provider_payment`](crate::rules::begin_provider_payment): the seats kept
+    /// for the call, the attempt recorded, its event; under a key used before, the first
+    /// attempt. A store that keeps no provider payments answers `unavailable` (the default).
+    async fn begin_provider_payment(&self, cmd: BeginPaymentCommand) -> Result<PaymentAttempt> {
+        let _ = cmd;
+        Err(no_provider_payments())
+    }
+
+    /// Settle a charge attempt with the provider's outcome, decided by
+    /// [`rules::settle_charge`](crate::rules::settle_charge), in one atomic step.
+    async fn settle_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
+        let _ = cmd;
+        Err(no_provider_payments())
+    }
+
+    /// Settle a refund attempt with the provider's outcome, decided by
+    /// [`rules::settle_refund`](crate::rules::settle_refund); returns the attempt as it stands.
+    async fn settle_refund(&self, cmd: SettleRefundCommand) -> Result<PaymentAttempt> {
+        let _ = cmd;
+        Err(no_provider_payments())
+    }
+
+    /// One payment attempt; `not_found` for an unknown one.
+    async fn payment_attempt(&self, id: AttemptId) -> Result<PaymentAttempt> {
+        let _ = id;
+        Err(no_provider_payments())
+    }
+
+    /// Attempts whose outcome is not known yet, oldest first, at most `limit` (what the
+    /// recovery job finishes). A store that keeps no provider payments has none.
+    async fn pending_attempts(&self, limit: usize) -> Result<Vec<PaymentAttempt>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+}
+
+/// The answer of a store that keeps no provider payments.
+fn no_provider_payments() -> crate::error::Error {
+    crate::error::Error::Unavailable {
+        message: "this store does not keep payments through a provider".into(),
+        retryable: false,
+        source: None,
+    }
 }
 
 /// `TicketStore` stays usable as a trait object (services hold `Arc<dyn TicketStore>`): a change

@@ -3,17 +3,22 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
+use ticketing_core::provider::{
+    BeginPaymentCommand, ChargeSettled, PaymentAttempt, SettleChargeCommand, SettleRefundCommand,
+};
 use ticketing_core::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent, Error,
-    EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId,
+    AttemptId, Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent,
+    Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId,
     OptionSummary, OutboxRecord, PayCommand, Payment, PaymentId, Points, Reservation,
-    ReservationId, Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption,
-    StoredOutcome, TicketStore, UserId, async_trait,
+    ReservationId, ReservationStatus, Result, SaleWindow, Seat, SeatId, SeatState, SeatView,
+    ShowOption, StoredOutcome, TicketStore, UserId, async_trait,
     rules::{self, Action},
 };
 
 use crate::seat_table::{SeatCell, SeatTable, Strategy};
 use crate::sync::{Arc, Mutex, RwLock, lock, read, write};
+
+mod provider;
 
 #[derive(Debug, Default)]
 struct CatalogState {
@@ -37,6 +42,8 @@ struct UserBook {
     balance: Points,
     reservations: Reservations,
     idempotency: HashMap<String, IdempotencyRecord>,
+    /// Payments through a provider (charges and refunds) of this user's reservations.
+    attempts: Vec<PaymentAttempt>,
     /// Removed from the store (it was empty after a failed operation); whoever still holds it
     /// must look the user up again.
     retired: bool,
@@ -80,7 +87,10 @@ impl Reservations {
 impl UserBook {
     /// Nothing worth keeping: no points, no reservations, no idempotency records.
     fn is_empty(&self) -> bool {
-        self.balance == Points(0) && self.reservations.0.is_empty() && self.idempotency.is_empty()
+        self.balance == Points(0)
+            && self.reservations.0.is_empty()
+            && self.idempotency.is_empty()
+            && self.attempts.is_empty()
     }
 
     fn replay(&self, key: Option<&IdempotencyKey>) -> Result<Option<StoredOutcome>> {
@@ -143,6 +153,8 @@ struct Inner {
     seats: SeatTable,
     users: RwLock<HashMap<UserId, Arc<Mutex<UserBook>>>>,
     owners: RwLock<HashMap<ReservationId, UserId>>,
+    /// Whose book holds each payment attempt.
+    attempt_owners: RwLock<HashMap<AttemptId, UserId>>,
     outbox: Mutex<Outbox>,
     /// Every idempotency record kept, in the order they were made: what `prune` forgets first.
     /// A leaf lock: taken under a user's book lock, never the other way round.
@@ -158,6 +170,7 @@ impl MemoryStore {
                 seats: SeatTable::new(strategy),
                 users: RwLock::new(HashMap::new()),
                 owners: RwLock::new(HashMap::new()),
+                attempt_owners: RwLock::new(HashMap::new()),
                 outbox: Mutex::new(Outbox::default()),
                 idempotency_log: Mutex::new(VecDeque::new()),
             }),
@@ -463,6 +476,7 @@ impl TicketStore for MemoryStore {
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         // Refusals that need no seat come first.
         rules::transition(&reservation, Action::Pay, cmd.now)?;
+        rules::check_no_charge_in_flight(&book.attempts_of(reservation.id), Action::Pay)?;
         let sale = sale_window(&catalog, reservation.option_id)?;
         let (balance, payment_id) = (book.balance, PaymentId::new());
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
@@ -501,6 +515,8 @@ impl TicketStore for MemoryStore {
             return outcome.into_cancel();
         }
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let attempts = book.attempts_of(reservation.id);
+        rules::check_no_charge_in_flight(&attempts, Action::Cancel)?;
         let sale = sale_window(&catalog, reservation.option_id)?;
         let balance = book.balance;
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
@@ -512,6 +528,18 @@ impl TicketStore for MemoryStore {
                 let next = d.seats.clone();
                 Ok((d, next))
             })?;
+        // Paid through a provider: the money goes back through it, not to the wallet.
+        let d = match rules::paying_charge(&attempts) {
+            Some(charge) if reservation.status == ReservationStatus::Confirmed => {
+                let (d, refund, event) =
+                    rules::cancel_paid_by_provider(d, balance, charge, cmd.now, AttemptId::new())?;
+                self.note_attempt(&refund);
+                book.attempts.push(refund);
+                self.emit(cmd.now, event);
+                d
+            }
+            _ => d,
+        };
         book.balance = d.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
@@ -672,6 +700,26 @@ impl TicketStore for MemoryStore {
 
     async fn health(&self) -> Result<()> {
         Ok(())
+    }
+
+    async fn begin_provider_payment(&self, cmd: BeginPaymentCommand) -> Result<PaymentAttempt> {
+        self.begin_provider(cmd)
+    }
+
+    async fn settle_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
+        self.settle_provider_charge(cmd)
+    }
+
+    async fn settle_refund(&self, cmd: SettleRefundCommand) -> Result<PaymentAttempt> {
+        self.settle_provider_refund(cmd)
+    }
+
+    async fn payment_attempt(&self, id: AttemptId) -> Result<PaymentAttempt> {
+        self.provider_attempt(id)
+    }
+
+    async fn pending_attempts(&self, limit: usize) -> Result<Vec<PaymentAttempt>> {
+        Ok(self.pending_provider_attempts(limit))
     }
 }
 

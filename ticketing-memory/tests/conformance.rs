@@ -16,6 +16,7 @@ mod pessimistic {
 
     ticketing_core::conformance_suite!(backend);
     ticketing_core::fencing_conformance!(backend);
+    ticketing_core::provider_suite!(backend);
 }
 
 #[cfg(feature = "optimistic")]
@@ -29,6 +30,7 @@ mod optimistic {
 
     ticketing_core::store_suite!(backend);
     ticketing_core::fencing_conformance!(backend);
+    ticketing_core::provider_suite!(backend);
 }
 
 /// The distributed-lock strategy over the memory store, with the in-process lock manager.

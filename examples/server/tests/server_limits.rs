@@ -180,6 +180,41 @@ impl TicketStore for SlowAnswers {
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }
+
+    async fn begin_provider_payment(
+        &self,
+        cmd: ticketing::provider::BeginPaymentCommand,
+    ) -> Result<ticketing::provider::PaymentAttempt> {
+        self.inner.begin_provider_payment(cmd).await
+    }
+
+    async fn settle_charge(
+        &self,
+        cmd: ticketing::provider::SettleChargeCommand,
+    ) -> Result<ticketing::provider::ChargeSettled> {
+        self.inner.settle_charge(cmd).await
+    }
+
+    async fn settle_refund(
+        &self,
+        cmd: ticketing::provider::SettleRefundCommand,
+    ) -> Result<ticketing::provider::PaymentAttempt> {
+        self.inner.settle_refund(cmd).await
+    }
+
+    async fn payment_attempt(
+        &self,
+        id: ticketing::AttemptId,
+    ) -> Result<ticketing::provider::PaymentAttempt> {
+        self.inner.payment_attempt(id).await
+    }
+
+    async fn pending_attempts(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<ticketing::provider::PaymentAttempt>> {
+        self.inner.pending_attempts(limit).await
+    }
 }
 
 /// API.md: a 503 means nothing changed. A change whose answer comes after the request's time

@@ -12,8 +12,10 @@ use async_trait::async_trait;
 use crate::money::Points;
 
 mod attempt;
+mod commands;
 
 pub use attempt::{AttemptKind, AttemptState, PaymentAttempt, RefundReason};
+pub use commands::{BeginPaymentCommand, ChargeSettled, SettleChargeCommand, SettleRefundCommand};
 
 /// A charge the library asks for: `amount` once, under `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -296,7 +296,7 @@ mod tests {
             option_id: OptionId(1),
             seat_no: format!("A-{id}"),
             grade: "R".into(),
-            price: crate::Points(100),
+            price: crate::money::Points(100),
         }
     }
 
@@ -365,7 +365,7 @@ mod tests {
             &pay,
             &on_sale(cmd.now),
             &d.reservation,
-            crate::Points(100),
+            crate::money::Points(100),
             &d.seats,
             PaymentId::new(),
         );
@@ -374,7 +374,7 @@ mod tests {
             &pay,
             &closed,
             &d.reservation,
-            crate::Points(100),
+            crate::money::Points(100),
             &d.seats,
             PaymentId::new(),
         );

@@ -326,6 +326,39 @@ pub fn refund_on_cancel(
     Ok((refund, event))
 }
 
+/// A cancel of a reservation paid through a provider: the decision of
+/// [`decide_cancel`](crate::rules::decide_cancel), its points refund taken back out of the
+/// wallet (`balance` is the wallet before the cancel), and the refund of `charge` through the
+/// provider instead, with its event.
+pub fn cancel_paid_by_provider(
+    decision: crate::rules::CancelDecision,
+    balance: Points,
+    charge: &PaymentAttempt,
+    now: DateTime<Utc>,
+    refund_id: AttemptId,
+) -> Result<(crate::rules::CancelDecision, PaymentAttempt, EventKind), Error> {
+    if charge.reservation_id != decision.reservation.id {
+        return Err(Error::invalid("not the charge of this reservation"));
+    }
+    let (refund, event) = refund_on_cancel(charge, now, refund_id)?;
+    Ok((
+        crate::rules::CancelDecision {
+            balance,
+            refund: Points::ZERO,
+            ..decision
+        },
+        refund,
+        event,
+    ))
+}
+
+/// The succeeded charge that paid a reservation, among its attempts.
+pub fn paying_charge(attempts: &[PaymentAttempt]) -> Option<&PaymentAttempt> {
+    attempts.iter().find(|a| {
+        a.kind == AttemptKind::Charge && matches!(a.state, AttemptState::Succeeded { .. })
+    })
+}
+
 /// What the provider's answer to a refund does: the attempt settled and its event, or `None`
 /// when it was settled before (the same answer twice changes nothing).
 pub fn settle_refund(

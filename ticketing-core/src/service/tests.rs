@@ -231,7 +231,7 @@ async fn paying_someone_elses_reservation_never_reaches_the_store() {
 /// A store's pay that succeeds: 200 points paid, nothing left.
 fn paid(cmd: PayCommand) -> Result<Payment> {
     Ok(Payment {
-        id: crate::PaymentId::new(),
+        id: crate::ids::PaymentId::new(),
         reservation_id: cmd.reservation_id,
         user_id: cmd.user_id,
         amount: Points(200),

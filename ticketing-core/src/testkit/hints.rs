@@ -124,6 +124,38 @@ impl TicketStore for CountingStore {
     async fn health(&self) -> Result<()> {
         self.inner.health().await
     }
+
+    async fn begin_provider_payment(
+        &self,
+        cmd: crate::provider::BeginPaymentCommand,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.inner.begin_provider_payment(cmd).await
+    }
+
+    async fn settle_charge(
+        &self,
+        cmd: crate::provider::SettleChargeCommand,
+    ) -> Result<crate::provider::ChargeSettled> {
+        self.inner.settle_charge(cmd).await
+    }
+
+    async fn settle_refund(
+        &self,
+        cmd: crate::provider::SettleRefundCommand,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.inner.settle_refund(cmd).await
+    }
+
+    async fn payment_attempt(
+        &self,
+        id: crate::ids::AttemptId,
+    ) -> Result<crate::provider::PaymentAttempt> {
+        self.inner.payment_attempt(id).await
+    }
+
+    async fn pending_attempts(&self, limit: usize) -> Result<Vec<crate::provider::PaymentAttempt>> {
+        self.inner.pending_attempts(limit).await
+    }
 }
 
 /// With `locks` in front of `inner` (a fresh store): after a hold, the losers of its seat are

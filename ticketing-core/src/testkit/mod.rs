@@ -362,6 +362,24 @@ macro_rules! queue_suite {
     };
 }
 
+/// Generate the provider-payment conformance tests (docs/payments.md) for a factory whose store
+/// keeps payments through a provider (`TicketStore::begin_provider_payment` and the rest;
+/// stores that do not, the default, skip this suite). Attributes as for
+/// [`store_suite!`](crate::store_suite).
+#[macro_export]
+macro_rules! provider_suite {
+    ($factory:path $(; #[$attr:meta])*) => {
+        $crate::__conformance_cases!($factory, [$(#[$attr])*];
+            a_charge_in_flight_keeps_the_seats_and_blocks_other_moves,
+            a_capture_in_time_confirms_once,
+            a_declined_charge_releases_the_seats,
+            a_capture_after_the_seats_were_lost_is_refunded,
+            cancelling_a_provider_paid_reservation_refunds_through_the_provider,
+            a_keyed_begin_replays_and_pending_attempts_are_listed,
+        );
+    };
+}
+
 /// Both [`store_suite!`](crate::store_suite) and [`queue_suite!`](crate::queue_suite), for a
 /// factory whose store and queue are both under test.
 #[macro_export]
@@ -471,7 +489,7 @@ mod registration {
 
     /// Every file of `cases/`, and the suite that runs its cases (a new file must be added
     /// here: the next test checks that the module declares no other).
-    const CASE_FILES: [(&str, &str, &str); 11] = [
+    const CASE_FILES: [(&str, &str, &str); 12] = [
         ("cancels", "store_suite", include_str!("cases/cancels.rs")),
         ("caps", "store_suite", include_str!("cases/caps.rs")),
         ("catalog", "store_suite", include_str!("cases/catalog.rs")),
@@ -487,6 +505,11 @@ mod registration {
             include_str!("cases/idempotency.rs"),
         ),
         ("payments", "store_suite", include_str!("cases/payments.rs")),
+        (
+            "provider",
+            "provider_suite",
+            include_str!("cases/provider.rs"),
+        ),
         ("queue", "queue_suite", include_str!("cases/queue.rs")),
         ("races", "store_suite", include_str!("cases/races.rs")),
         ("records", "store_suite", include_str!("cases/records.rs")),
@@ -514,7 +537,12 @@ mod registration {
     #[test]
     fn every_case_is_registered_once_in_the_suite_of_its_file() {
         let this = include_str!("mod.rs");
-        for suite in ["store_suite", "queue_suite", "fencing_conformance"] {
+        for suite in [
+            "store_suite",
+            "queue_suite",
+            "fencing_conformance",
+            "provider_suite",
+        ] {
             let written = CASE_FILES
                 .iter()
                 .filter(|(_, of, _)| *of == suite)

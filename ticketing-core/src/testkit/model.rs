@@ -222,7 +222,7 @@ fn user_id(h: &Harness, u: u8) -> UserId {
     h.user(i64::from(u))
 }
 
-fn code<T>(r: crate::Result<T>) -> Result<T, ErrorCode> {
+fn code<T>(r: crate::error::Result<T>) -> Result<T, ErrorCode> {
     r.map_err(|e| e.code())
 }
 
@@ -246,7 +246,7 @@ async fn run_case(h: &Harness, ops: &[Op]) -> Result<(), String> {
                     .service
                     .charge(ChargeRequest::new(
                         user_id(h, *user),
-                        crate::Points(*amount),
+                        crate::money::Points(*amount),
                     ))
                     .await;
                 (Ok(()), code(got).map(|_| ()))

@@ -38,7 +38,7 @@ pub async fn catalog_lists_what_was_seeded(b: TestBackend) {
     assert_code(h.store.options(unknown, h.now()).await, ErrorCode::NotFound);
     assert_code(
         h.store
-            .seats(crate::OptionId(h.option.0 + 999_999), h.now())
+            .seats(crate::ids::OptionId(h.option.0 + 999_999), h.now())
             .await,
         ErrorCode::NotFound,
     );

@@ -28,7 +28,7 @@ pub async fn hold_is_all_or_nothing(b: TestBackend) {
     let s = &h.seats;
     h.hold(h.user(1), &[s[2]]).await.expect("first hold");
     match h.hold(h.user(2), &[s[3], s[1], s[2]]).await {
-        Err(crate::Error::SeatUnavailable { seats }) => assert_eq!(seats, vec![s[2]]),
+        Err(crate::error::Error::SeatUnavailable { seats }) => assert_eq!(seats, vec![s[2]]),
         other => panic!("expected seat_unavailable, got {other:?}"),
     }
     assert_eq!(
@@ -62,7 +62,7 @@ pub async fn hold_rejects_bad_seat_lists(b: TestBackend) {
     assert_code(h.hold(UserId(0), &[s[0]]).await, ErrorCode::InvalidRequest);
     assert_code(
         h.service
-            .hold(hold_request(u, crate::OptionId(-4), &[s[0]]))
+            .hold(hold_request(u, crate::ids::OptionId(-4), &[s[0]]))
             .await,
         ErrorCode::InvalidRequest,
     );
@@ -86,7 +86,7 @@ pub async fn hold_of_unknown_seat_or_option_is_not_found(b: TestBackend) {
         h.service
             .hold(hold_request(
                 u,
-                crate::OptionId(h.option.0 + 777_777),
+                crate::ids::OptionId(h.option.0 + 777_777),
                 &[h.seats[0]],
             ))
             .await,

@@ -124,7 +124,7 @@ pub async fn idempotent_payment_and_charge(b: TestBackend) {
         .expect("retry");
     assert_eq!((first, again.balance), (again, Points(3_000)));
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
-    let req = crate::PayRequest {
+    let req = crate::service::PayRequest {
         idempotency_key: Some("p1".into()),
         ..pay_request(u, r.id)
     };

@@ -1,6 +1,6 @@
 //! The behavioural tests of the conformance suites, one `pub async fn` each, in files named for
 //! what they cover: `queue.rs` holds the queue suite's cases, `fencing.rs` the store's fencing
-//! check, and every other file the store suite's.
+//! check, `provider.rs` the provider-payment suite's, and every other file the store suite's.
 
 use chrono::Duration;
 
@@ -13,6 +13,7 @@ mod fencing;
 mod holds;
 mod idempotency;
 mod payments;
+mod provider;
 mod queue;
 mod races;
 mod records;
@@ -25,6 +26,7 @@ pub use fencing::*;
 pub use holds::*;
 pub use idempotency::*;
 pub use payments::*;
+pub use provider::*;
 pub use queue::*;
 pub use races::*;
 pub use records::*;

@@ -37,11 +37,11 @@ pub async fn pay_confirms_and_debits(b: TestBackend) {
 /// A free seat (price 0) is held, paid with an empty wallet and cancelled like any other.
 pub async fn free_seats_are_held_paid_and_cancelled(b: TestBackend) {
     let h = Harness::new(b).await;
-    let option = crate::OptionId(h.option.0 + 700_000);
+    let option = crate::ids::OptionId(h.option.0 + 700_000);
     let seat = SeatId(h.seats[0].0 + 700_000);
     let catalog = Catalog {
         concerts: vec![],
-        options: vec![crate::ShowOption::new(
+        options: vec![crate::domain::ShowOption::new(
             option,
             h.concert,
             h.now() + Duration::days(30),
@@ -127,7 +127,7 @@ pub async fn paying_anothers_reservation_is_forbidden(b: TestBackend) {
     h.charge(bb, Points(5_000)).await;
     let r = h.hold(a, &[h.seats[0]]).await.expect("hold");
     assert_code(h.pay(bb, r.id).await, ErrorCode::Forbidden);
-    let confirm = crate::PayCommand {
+    let confirm = crate::store::PayCommand {
         reservation_id: r.id,
         user_id: bb,
         now: h.now(),

@@ -40,7 +40,8 @@ pub async fn queue_is_fifo_and_idempotent_per_user(b: TestBackend) {
         ErrorCode::NotFound,
     );
     assert_code(
-        q.queue_status(&crate::QueueToken("nope".into())).await,
+        q.queue_status(&crate::queue::QueueToken("nope".into()))
+            .await,
         ErrorCode::NotFound,
     );
 }
@@ -49,7 +50,7 @@ pub async fn queue_is_fifo_and_idempotent_per_user(b: TestBackend) {
 pub async fn queue_lengths_count_waiting_and_admitted(b: TestBackend) {
     let h = Harness::new(b).await;
     let q = h.gated_service();
-    let mine = |lengths: Vec<crate::QueueLength>| {
+    let mine = |lengths: Vec<crate::queue::QueueLength>| {
         lengths
             .into_iter()
             .find(|l| l.concert_id == h.concert)
@@ -181,7 +182,7 @@ pub async fn gated_hold_needs_an_admitted_token_of_the_same_user_and_concert(b: 
     let (tb, _) = q.enqueue(bb, h.concert).await.expect("enqueue");
     let (tother, _) = q.enqueue(a, other_concert).await.expect("enqueue");
     let (tc, _) = q.enqueue(h.user(3), h.concert).await.expect("enqueue");
-    let with = |u: UserId, t: Option<&crate::QueueToken>| HoldRequest {
+    let with = |u: UserId, t: Option<&crate::queue::QueueToken>| HoldRequest {
         queue_token: t.cloned(),
         ..hold_request(u, h.option, &[h.seats[0]])
     };
@@ -195,7 +196,7 @@ pub async fn gated_hold_needs_an_admitted_token_of_the_same_user_and_concert(b: 
         ErrorCode::QueueTokenNotAdmitted,
     );
     assert_code(
-        q.hold(with(a, Some(&crate::QueueToken("forged".into()))))
+        q.hold(with(a, Some(&crate::queue::QueueToken("forged".into()))))
             .await,
         ErrorCode::NotFound,
     );
@@ -214,7 +215,7 @@ pub async fn gated_hold_needs_an_admitted_token_of_the_same_user_and_concert(b: 
         .await
         .expect("admitted hold");
     h.charge(a, PRICE).await;
-    let pay = |t: Option<&crate::QueueToken>| crate::PayRequest {
+    let pay = |t: Option<&crate::queue::QueueToken>| crate::service::PayRequest {
         queue_token: t.cloned(),
         ..pay_request(a, r.id)
     };
@@ -310,7 +311,7 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
         q.queue_status(&tokens[1]).await.expect("status").status,
         QueueStatus::Done
     );
-    let waiting = |lengths: Vec<crate::QueueLength>| {
+    let waiting = |lengths: Vec<crate::queue::QueueLength>| {
         lengths
             .into_iter()
             .find(|l| l.concert_id == h.concert)
@@ -337,7 +338,7 @@ pub async fn a_waiting_token_that_leaves_is_never_admitted(b: TestBackend) {
     let last = if unknown.pop() == Some('a') { 'b' } else { 'a' };
     unknown.push(last);
     assert_code(
-        q.leave_queue(&crate::QueueToken(unknown)).await,
+        q.leave_queue(&crate::queue::QueueToken(unknown)).await,
         ErrorCode::NotFound,
     );
 }
@@ -379,7 +380,7 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
         .expect("hold of the other option");
     h.charge(buyer, PRICE.checked_add(OTHER_PRICE).expect("sum"))
         .await;
-    q.pay(crate::PayRequest {
+    q.pay(crate::service::PayRequest {
         queue_token: Some(tokens[0].clone()),
         ..pay_request(buyer, r.id)
     })
@@ -400,7 +401,7 @@ pub async fn paying_ends_the_buyers_queue_token(b: TestBackend) {
         .await,
         ErrorCode::QueueTokenNotAdmitted,
     );
-    q.pay(crate::PayRequest {
+    q.pay(crate::service::PayRequest {
         queue_token: Some(tokens[0].clone()),
         ..pay_request(buyer, other.id)
     })

@@ -191,7 +191,11 @@ pub async fn concurrent_sweepers_expire_each_hold_once(b: TestBackend) {
     h.clock.advance(ttl());
     let sweepers: Vec<_> = (0..4)
         .map(|_| {
-            let sweeper = crate::ExpirySweeper::new(h.store.clone(), Arc::new(h.clock.clone()), 7);
+            let sweeper = crate::background::ExpirySweeper::new(
+                h.store.clone(),
+                Arc::new(h.clock.clone()),
+                7,
+            );
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {

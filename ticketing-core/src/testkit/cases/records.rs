@@ -160,7 +160,7 @@ pub async fn option_counts_follow_holds_and_expiry(b: TestBackend) {
     let sold = h.hold(h.user(2), &[h.seats[2]]).await.expect("hold");
     h.charge(h.user(2), PRICE).await;
     h.pay(h.user(2), sold.id).await.expect("pay");
-    let count = |o: &[crate::OptionSummary]| {
+    let count = |o: &[crate::domain::OptionSummary]| {
         o.iter()
             .find(|x| x.option.id == h.option)
             .map(|x| x.available_seats)

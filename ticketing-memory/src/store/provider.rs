@@ -1,0 +1,225 @@
+//! Payments through a provider in the memory store (docs/payments.md): each step under the
+//! owner's book lock (and the seats'), decided by `rules::provider`.
+
+use ticketing_core::provider::{
+    BeginPaymentCommand, ChargeSettled, PaymentAttempt, SettleChargeCommand, SettleRefundCommand,
+};
+use ticketing_core::rules::{self, ChargeSettlement};
+use ticketing_core::{AttemptId, Error, ReservationId, Result, StoredOutcome, UserId};
+
+use super::{MemoryStore, UserBook, sale_window};
+use crate::sync::{lock, read, write};
+
+impl UserBook {
+    /// The attempts of one reservation.
+    pub(super) fn attempts_of(&self, reservation: ReservationId) -> Vec<PaymentAttempt> {
+        self.attempts
+            .iter()
+            .filter(|a| a.reservation_id == reservation)
+            .cloned()
+            .collect()
+    }
+
+    /// Add or replace an attempt (by id).
+    fn keep(&mut self, attempt: PaymentAttempt) {
+        match self.attempts.iter_mut().find(|a| a.id == attempt.id) {
+            Some(old) => *old = attempt,
+            None => self.attempts.push(attempt),
+        }
+    }
+}
+
+impl MemoryStore {
+    fn attempt_owner(&self, id: AttemptId) -> Result<UserId> {
+        read(&self.inner.attempt_owners)
+            .get(&id)
+            .copied()
+            .ok_or_else(|| Error::not_found("payment attempt", id))
+    }
+
+    /// Record a new attempt's owner, for lookups by id.
+    pub(super) fn note_attempt(&self, attempt: &PaymentAttempt) {
+        write(&self.inner.attempt_owners).insert(attempt.id, attempt.user_id);
+    }
+
+    pub(super) fn begin_provider(&self, cmd: BeginPaymentCommand) -> Result<PaymentAttempt> {
+        let owner = self.owner(cmd.reservation_id)?;
+        if owner != cmd.user_id {
+            return Err(Error::Forbidden);
+        }
+        let catalog = read(&self.inner.catalog);
+        let book = self.book(owner);
+        let mut book = lock(&book);
+        let reservation = book
+            .reservations
+            .get(&cmd.reservation_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
+        if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
+            return outcome.into_attempt();
+        }
+        let sale = sale_window(&catalog, reservation.option_id)?;
+        let attempts = book.attempts_of(reservation.id);
+        let cells = self.inner.seats.cells(&reservation.seat_ids)?;
+        let d = self.inner.seats.transact_decision(&cells, None, |states| {
+            let d = rules::begin_provider_payment(
+                cmd.user_id,
+                cmd.now,
+                cmd.bound,
+                &sale,
+                &reservation,
+                states,
+                &attempts,
+                cmd.attempt_id,
+            )?;
+            let next = d.seats.clone();
+            Ok((d, next))
+        })?;
+        book.reservations
+            .insert(d.reservation.id, d.reservation.clone());
+        book.keep(d.attempt.clone());
+        self.note_attempt(&d.attempt);
+        let key = book.remember(cmd.idempotency, StoredOutcome::Attempt(d.attempt.clone()));
+        self.log_key(cmd.now, owner, key);
+        self.emit(cmd.now, d.event);
+        drop(catalog);
+        Ok(d.attempt)
+    }
+
+    pub(super) fn settle_provider_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
+        let owner = self.attempt_owner(cmd.attempt_id)?;
+        let book = self.book(owner);
+        let mut book = lock(&book);
+        let attempt = book
+            .attempts
+            .iter()
+            .find(|a| a.id == cmd.attempt_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("payment attempt", cmd.attempt_id))?;
+        let reservation = book
+            .reservations
+            .get(&attempt.reservation_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("reservation", attempt.reservation_id))?;
+        let balance = book.balance;
+        let cells = self.inner.seats.cells(&reservation.seat_ids)?;
+        let settled = self.inner.seats.transact_decision(&cells, None, |states| {
+            let s = rules::settle_charge(
+                &attempt,
+                &cmd.outcome,
+                &reservation,
+                states,
+                balance,
+                cmd.now,
+                cmd.payment_id,
+                cmd.refund_id,
+            )?;
+            let next = match &s {
+                ChargeSettlement::Confirmed { seats, .. }
+                | ChargeSettlement::Released { seats, .. } => seats.clone(),
+                ChargeSettlement::AlreadySettled | ChargeSettlement::RefundDue { .. } => {
+                    states.to_vec()
+                }
+            };
+            Ok((s, next))
+        })?;
+        Ok(match settled {
+            ChargeSettlement::AlreadySettled => ChargeSettled::AlreadySettled(attempt),
+            ChargeSettlement::Confirmed {
+                reservation,
+                payment,
+                attempt,
+                event,
+                ..
+            } => {
+                book.reservations.insert(reservation.id, reservation);
+                book.keep(attempt);
+                self.emit(cmd.now, event);
+                ChargeSettled::Confirmed(payment)
+            }
+            ChargeSettlement::Released {
+                reservation,
+                attempt,
+                event,
+                ..
+            } => {
+                if let Some(r) = reservation {
+                    book.reservations.insert(r.id, r);
+                }
+                book.keep(attempt.clone());
+                self.emit(cmd.now, event);
+                ChargeSettled::Released(attempt)
+            }
+            ChargeSettlement::RefundDue {
+                attempt,
+                refund,
+                event,
+            } => {
+                book.keep(attempt);
+                book.keep(refund.clone());
+                self.note_attempt(&refund);
+                self.emit(cmd.now, event);
+                ChargeSettled::RefundDue(refund)
+            }
+        })
+    }
+
+    pub(super) fn settle_provider_refund(
+        &self,
+        cmd: SettleRefundCommand,
+    ) -> Result<PaymentAttempt> {
+        let owner = self.attempt_owner(cmd.attempt_id)?;
+        let book = self.book(owner);
+        let mut book = lock(&book);
+        let attempt = book
+            .attempts
+            .iter()
+            .find(|a| a.id == cmd.attempt_id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("payment attempt", cmd.attempt_id))?;
+        match rules::settle_refund(&attempt, &cmd.outcome)? {
+            None => Ok(attempt),
+            Some((settled, event)) => {
+                book.keep(settled.clone());
+                self.emit(cmd.now, event);
+                Ok(settled)
+            }
+        }
+    }
+
+    pub(super) fn provider_attempt(&self, id: AttemptId) -> Result<PaymentAttempt> {
+        let owner = self.attempt_owner(id)?;
+        let book = self.book(owner);
+        let book = lock(&book);
+        book.attempts
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("payment attempt", id))
+    }
+
+    pub(super) fn pending_provider_attempts(&self, limit: usize) -> Vec<PaymentAttempt> {
+        let owners: Vec<UserId> = {
+            let mut owners: Vec<UserId> =
+                read(&self.inner.attempt_owners).values().copied().collect();
+            owners.sort_unstable();
+            owners.dedup();
+            owners
+        };
+        let mut pending: Vec<PaymentAttempt> = owners
+            .into_iter()
+            .filter_map(|user| self.existing_book(user))
+            .flat_map(|book| {
+                lock(&book)
+                    .attempts
+                    .iter()
+                    .filter(|a| a.is_pending())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        pending.sort_by_key(|a| (a.created_at, a.id));
+        pending.truncate(limit);
+        pending
+    }
+}
