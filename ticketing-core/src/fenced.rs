@@ -19,8 +19,9 @@ use crate::lock::{Acquired, Lease, LockManager};
 use crate::money::Points;
 use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 
-/// Wraps a store so that every seat write happens under a lease of the lock manager on those
-/// seats and carries the lease's fencing token; the store refuses a token older than one it
+/// Wraps a store so that every hold, payment and cancel writes its seats under a lease of the
+/// lock manager on those seats and carries the lease's fencing token (the steps of a payment
+/// through a provider are forwarded unleased: each is one atomic step of the inner store); the store refuses a token older than one it
 /// already accepted for a seat (`lock_lost`), so a holder whose lease lapsed while it was paused
 /// can never write. A hold whose seats are leased by someone else is answered
 /// `seat_unavailable` at the lock, without touching the store.
@@ -32,7 +33,9 @@ use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, Ticket
 /// and never lets a write through; if clearing one fails, a freed seat looks taken to the lock
 /// until the hint ends. A keyed hold refused by a hint asks the store whether its key was used
 /// before (its first attempt may have left the hint) and if so goes on to the store for the
-/// first answer; a replayed answer leaves no hint, as the seats may have changed since.
+/// first answer; a replayed answer leaves no hint, as the seats may have changed since. A
+/// payment through a provider leaves no hint either, and one that releases seats (declined,
+/// refunded) clears theirs.
 #[derive(Debug, Clone)]
 pub struct FencedStore {
     store: Arc<dyn TicketStore>,
@@ -475,7 +478,24 @@ impl TicketStore for FencedStore {
         &self,
         cmd: crate::provider::SettleChargeCommand,
     ) -> Result<crate::provider::ChargeSettled> {
-        self.store.settle_charge(cmd).await
+        use crate::provider::ChargeSettled;
+        let now = cmd.now;
+        let settled = self.store.settle_charge(cmd).await?;
+        // Seats a declined or refunded charge freed must not look taken to the lock: clear
+        // their hints (a wrong clear only lets losers reach the store).
+        if let ChargeSettled::Released(a) | ChargeSettled::RefundDue(a) = &settled {
+            let r = self.store.reservation(a.reservation_id, now).await?;
+            let keys = Self::keys(r.option_id, &r.seat_ids);
+            if let Err(e) = self.locks.clear_taken(&keys).await {
+                tracing::debug!(
+                    target: "ticketing::lock",
+                    ?keys,
+                    error = %e,
+                    "clearing the taken hints failed; they lapse at their end"
+                );
+            }
+        }
+        Ok(settled)
     }
 
     async fn settle_refund(

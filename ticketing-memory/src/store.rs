@@ -520,26 +520,28 @@ impl TicketStore for MemoryStore {
         let sale = sale_window(&catalog, reservation.option_id)?;
         let balance = book.balance;
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
-        let d = self
+        // Paid through a provider: the money goes back through it, not to the wallet; decided
+        // with the seats, so nothing is written unless all of it is.
+        let charge = rules::paying_charge(&attempts)
+            .filter(|_| reservation.status == ReservationStatus::Confirmed)
+            .cloned();
+        let refund_id = AttemptId::new();
+        let (d, refund) = self
             .inner
             .seats
             .transact_decision(&cells, cmd.fence, |states| {
                 let d = rules::decide_cancel(&cmd, &sale, &reservation, balance, states)?;
                 let next = d.seats.clone();
-                Ok((d, next))
+                let decided = match &charge {
+                    Some(charge) => {
+                        let (d, refund, event) =
+                            rules::cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
+                        (d, Some((refund, event)))
+                    }
+                    None => (d, None),
+                };
+                Ok((decided, next))
             })?;
-        // Paid through a provider: the money goes back through it, not to the wallet.
-        let d = match rules::paying_charge(&attempts) {
-            Some(charge) if reservation.status == ReservationStatus::Confirmed => {
-                let (d, refund, event) =
-                    rules::cancel_paid_by_provider(d, balance, charge, cmd.now, AttemptId::new())?;
-                self.note_attempt(&refund);
-                book.attempts.push(refund);
-                self.emit(cmd.now, event);
-                d
-            }
-            _ => d,
-        };
         book.balance = d.balance;
         book.reservations
             .insert(d.reservation.id, d.reservation.clone());
@@ -549,6 +551,11 @@ impl TicketStore for MemoryStore {
         );
         self.log_key(cmd.now, cmd.user_id, key);
         self.emit(cmd.now, d.event);
+        if let Some((refund, event)) = refund {
+            self.note_attempt(&refund);
+            book.attempts.push(refund);
+            self.emit(cmd.now, event);
+        }
         drop(catalog);
         Ok(d.reservation)
     }

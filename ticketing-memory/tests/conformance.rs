@@ -53,6 +53,7 @@ mod distributed_lock {
     }
 
     ticketing_core::store_suite!(backend);
+    ticketing_core::provider_suite!(backend);
 
     #[tokio::test]
     async fn taken_hints_keep_losers_off_the_store() {

@@ -18,7 +18,8 @@ use crate::provider::{
     RefundReason,
 };
 use crate::rules::{
-    Action, check_sale_not_ended, effective_seat_state, effective_status, release_seat, transition,
+    Action, check_sale_not_ended, effective_seat_state, effective_status, release_seat, sale_end,
+    transition,
 };
 
 /// What beginning a provider payment does: the reservation and its seats kept until the
@@ -69,15 +70,15 @@ pub fn begin_provider_payment(
     attempts: &[PaymentAttempt],
     attempt_id: AttemptId,
 ) -> Result<BeginDecision, Error> {
-    if reservation.user_id != user {
-        return Err(Error::Forbidden);
-    }
-    check_no_charge_in_flight(attempts, Action::Pay)?;
-    transition(reservation, Action::Pay, now)?;
-    check_sale_not_ended(sale, now)?;
     if bound <= Duration::zero() {
         return Err(Error::invalid("a provider payment needs a positive bound"));
     }
+    if reservation.user_id != user {
+        return Err(Error::Forbidden);
+    }
+    transition(reservation, Action::Pay, now)?;
+    check_no_charge_in_flight(attempts, Action::Pay)?;
+    check_sale_not_ended(sale, now)?;
     if states.len() != reservation.seat_ids.len() {
         return Err(Error::invalid(
             "a payment decision needs one state per seat",
@@ -86,7 +87,10 @@ pub fn begin_provider_payment(
     if !states.iter().all(|s| held_by(*s, reservation, now)) {
         return Err(Error::HoldExpired);
     }
-    let until = reservation.expires_at.max(now + bound);
+    let kept_until = now
+        .checked_add_signed(bound)
+        .ok_or_else(|| Error::invalid("the bound of a provider payment is too large"))?;
+    let until = reservation.expires_at.max(kept_until);
     let attempt = PaymentAttempt {
         id: attempt_id,
         kind: AttemptKind::Charge,
@@ -129,11 +133,11 @@ fn held_by(state: SeatState, reservation: &Reservation, now: DateTime<Utc>) -> b
 /// What settling a charge does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeSettlement {
-    /// The attempt was settled before (a webhook sent twice, a recovery after the answer):
-    /// nothing changes.
+    /// The attempt was settled before with an outcome that agrees (a webhook sent twice, a
+    /// recovery after the answer): nothing changes.
     AlreadySettled,
-    /// Captured while the seats were still kept: the reservation is confirmed and its seats
-    /// sold; nothing is debited from points.
+    /// Captured while the seats were still kept and the sale still on: the reservation is
+    /// confirmed and its seats sold; nothing is debited from points.
     Confirmed {
         /// The reservation, confirmed.
         reservation: Reservation,
@@ -147,37 +151,52 @@ pub enum ChargeSettlement {
         event: EventKind,
     },
     /// Declined (or voided): nothing was taken; the reservation, if still held, is released
-    /// (cancelled, nothing to refund) and its seats freed.
+    /// and its seats freed.
     Released {
-        /// The reservation's next state, if it changes (a hold that already ended stays).
+        /// The reservation's next state, if it changes (a hold the sweeper already expired
+        /// stays as it is).
         reservation: Option<Reservation>,
         /// The seats' next states (the reservation's seats freed, others left).
         seats: Vec<SeatState>,
         /// The attempt, failed.
         attempt: PaymentAttempt,
-        /// `provider_payment_failed`.
-        event: EventKind,
+        /// `provider_payment_failed`, then `reservation_cancelled` if it was released now.
+        events: Vec<EventKind>,
     },
-    /// Captured after the seats stopped being kept for it (the hold ended, or a seat was
-    /// taken): the money goes back, with the reason recorded.
+    /// Captured when the seats could not be sold for it any more (the hold ended, a seat was
+    /// taken, the sale ended), or after the attempt was settled as declined (a provider's late
+    /// or contradicting answer): the money goes back, with the reason recorded. A reservation
+    /// still held is released in the same step, so it can never also be paid with points.
     RefundDue {
         /// The charge attempt, succeeded.
         attempt: PaymentAttempt,
         /// The refund attempt, pending: make it, then settle it.
         refund: PaymentAttempt,
-        /// `provider_refund_started`.
-        event: EventKind,
+        /// The reservation's next state, if it changes.
+        reservation: Option<Reservation>,
+        /// The seats' next states (the reservation's seats freed, others left).
+        seats: Vec<SeatState>,
+        /// `provider_refund_started`, then `reservation_cancelled` or `hold_expired` if the
+        /// reservation was released now.
+        events: Vec<EventKind>,
     },
 }
 
 /// Decide what the provider's `outcome` of the charge `attempt` does to `reservation` (as
-/// stored) and its seats (in its `seat_ids` order) at `now`. `balance` is the payer's points
-/// balance (untouched; recorded in the payment), `payment_id` and `refund_id` are the ids a
-/// payment or a refund would take.
+/// stored) and its seats (in its `seat_ids` order) at `now`, its option's sale window being
+/// `sale`. `balance` is the payer's points balance (untouched; recorded in the payment),
+/// `payment_id` and `refund_id` are the ids a payment or a refund would take.
+///
+/// A second outcome that agrees with the first changes nothing; a capture reported after the
+/// attempt was settled as declined is refunded (the money must not be kept without a seat); a
+/// decline reported after a capture changes nothing (what was taken was taken: the capture's
+/// settlement stands). A decline never frees the seats of a reservation that is not held
+/// (`invalid_state`: a store let it be paid or cancelled while its charge was in flight).
 #[allow(clippy::too_many_arguments)]
 pub fn settle_charge(
     attempt: &PaymentAttempt,
     outcome: &ChargeOutcome,
+    sale: &SaleWindow,
     reservation: &Reservation,
     states: &[SeatState],
     balance: Points,
@@ -188,11 +207,15 @@ pub fn settle_charge(
     if attempt.kind != AttemptKind::Charge || attempt.reservation_id != reservation.id {
         return Err(Error::invalid("not a charge attempt of this reservation"));
     }
-    if !attempt.is_pending() {
-        return Ok(ChargeSettlement::AlreadySettled);
-    }
     if states.len() != reservation.seat_ids.len() {
         return Err(Error::invalid("a settlement needs one state per seat"));
+    }
+    let captured_after_decline = matches!(
+        (&attempt.state, outcome),
+        (AttemptState::Failed { .. }, ChargeOutcome::Captured { .. })
+    );
+    if !attempt.is_pending() && !captured_after_decline {
+        return Ok(ChargeSettlement::AlreadySettled);
     }
     match outcome {
         ChargeOutcome::Captured { reference } => {
@@ -202,7 +225,9 @@ pub fn settle_charge(
                 },
                 ..attempt.clone()
             };
-            let kept = effective_status(reservation, now) == ReservationStatus::Held
+            let kept = !captured_after_decline
+                && effective_status(reservation, now) == ReservationStatus::Held
+                && now < sale_end(sale)
                 && states.iter().all(|s| held_by(*s, reservation, now));
             if kept {
                 let payment = Payment {
@@ -239,42 +264,82 @@ pub fn settle_charge(
                 });
             }
             let refund = refund_attempt(&succeeded, RefundReason::SeatsNotKept, now, refund_id);
+            let mut events = vec![refund_event(&refund)];
+            let (released, seats) = release(reservation, states, now, &mut events);
             Ok(ChargeSettlement::RefundDue {
-                event: refund_event(&refund),
                 attempt: succeeded,
                 refund,
+                reservation: released,
+                seats,
+                events,
             })
         }
         ChargeOutcome::Declined { reason } => {
+            if !matches!(
+                reservation.status,
+                ReservationStatus::Held | ReservationStatus::Expired
+            ) {
+                return Err(Error::InvalidState {
+                    state: reservation.status.as_str(),
+                    action: "release after a declined charge",
+                });
+            }
             let failed = PaymentAttempt {
                 state: AttemptState::Failed {
                     reason: reason.clone(),
                 },
                 ..attempt.clone()
             };
-            let released = (reservation.status == ReservationStatus::Held).then(|| Reservation {
-                // A hold whose time ran out meanwhile is expired, not cancelled.
-                status: match effective_status(reservation, now) {
-                    ReservationStatus::Held => ReservationStatus::Cancelled,
-                    other => other,
-                },
-                ..reservation.clone()
-            });
+            let mut events = vec![EventKind::ProviderPaymentFailed {
+                reservation_id: reservation.id,
+                attempt_id: attempt.id,
+                reason: reason.clone(),
+            }];
+            let (released, seats) = release(reservation, states, now, &mut events);
             Ok(ChargeSettlement::Released {
                 reservation: released,
-                seats: states
-                    .iter()
-                    .map(|s| release_seat(*s, reservation.id))
-                    .collect(),
-                event: EventKind::ProviderPaymentFailed {
-                    reservation_id: reservation.id,
-                    attempt_id: attempt.id,
-                    reason: reason.clone(),
-                },
+                seats,
                 attempt: failed,
+                events,
             })
         }
     }
+}
+
+/// Release a reservation still stored as held (cancelled, or expired if its time ran out) and
+/// free its seats, adding the event; anything else is left as it is.
+fn release(
+    reservation: &Reservation,
+    states: &[SeatState],
+    now: DateTime<Utc>,
+    events: &mut Vec<EventKind>,
+) -> (Option<Reservation>, Vec<SeatState>) {
+    if reservation.status != ReservationStatus::Held {
+        return (None, states.to_vec());
+    }
+    let status = match effective_status(reservation, now) {
+        ReservationStatus::Held => ReservationStatus::Cancelled,
+        other => other,
+    };
+    events.push(match status {
+        ReservationStatus::Expired => EventKind::HoldExpired {
+            reservation_id: reservation.id,
+        },
+        _ => EventKind::ReservationCancelled {
+            reservation_id: reservation.id,
+            refunded: Points::ZERO,
+        },
+    });
+    (
+        Some(Reservation {
+            status,
+            ..reservation.clone()
+        }),
+        states
+            .iter()
+            .map(|s| release_seat(*s, reservation.id))
+            .collect(),
+    )
 }
 
 /// The refund of a captured charge, pending, under a key of its own.
@@ -352,10 +417,15 @@ pub fn cancel_paid_by_provider(
     ))
 }
 
-/// The succeeded charge that paid a reservation, among its attempts.
+/// The charge that paid a reservation, among its attempts: a succeeded charge with no refund
+/// (a capture that came too late is refunded when it is settled, and its reservation released).
 pub fn paying_charge(attempts: &[PaymentAttempt]) -> Option<&PaymentAttempt> {
     attempts.iter().find(|a| {
-        a.kind == AttemptKind::Charge && matches!(a.state, AttemptState::Succeeded { .. })
+        a.kind == AttemptKind::Charge
+            && matches!(a.state, AttemptState::Succeeded { .. })
+            && !attempts
+                .iter()
+                .any(|r| r.kind == AttemptKind::Refund && r.charge_key.as_ref() == Some(&a.key))
     })
 }
 
@@ -566,6 +636,7 @@ mod tests {
         let settled = settle_charge(
             &b.attempt,
             &captured(),
+            &sale(),
             &b.reservation,
             &b.seats,
             Points(50),
@@ -594,6 +665,7 @@ mod tests {
         let again = settle_charge(
             &attempt,
             &captured(),
+            &sale(),
             &reservation,
             &seats,
             Points(50),
@@ -613,6 +685,7 @@ mod tests {
         let settled = settle_charge(
             &b.attempt,
             &captured(),
+            &sale(),
             &b.reservation,
             &b.seats,
             Points(0),
@@ -641,6 +714,7 @@ mod tests {
         let settled = settle_charge(
             &b.attempt,
             &captured(),
+            &sale(),
             &b.reservation,
             &taken,
             Points(0),
@@ -661,6 +735,7 @@ mod tests {
             &ChargeOutcome::Declined {
                 reason: "card declined".into(),
             },
+            &sale(),
             &b.reservation,
             &b.seats,
             Points(0),
@@ -748,5 +823,171 @@ mod tests {
             recovery_step(&refund, &ChargeStatus::Unknown, t0()),
             Recovery::RetryRefund
         );
+    }
+
+    #[test]
+    fn a_capture_after_the_sale_ended_is_refunded_and_the_hold_released() {
+        let r = held();
+        let b = begin(&r, t0());
+        let closed = SaleWindow {
+            starts_at: t0() + Duration::days(30),
+            opens_at: None,
+            closes_at: Some(t0() + Duration::seconds(1)),
+        };
+        let settled = settle_charge(
+            &b.attempt,
+            &captured(),
+            &closed,
+            &b.reservation,
+            &b.seats,
+            Points(0),
+            t0() + Duration::seconds(2),
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        let ChargeSettlement::RefundDue {
+            reservation, seats, ..
+        } = settled
+        else {
+            panic!("expected a refund, got {settled:?}");
+        };
+        assert_eq!(
+            reservation.map(|r| r.status),
+            Some(ReservationStatus::Cancelled),
+            "the hold is released with the refund, so it can never also be paid"
+        );
+        assert!(seats.iter().all(|s| *s == SeatState::Available));
+    }
+
+    #[test]
+    fn a_capture_reported_after_a_decline_is_refunded_not_kept() {
+        let r = held();
+        let b = begin(&r, t0());
+        let declined = PaymentAttempt {
+            state: AttemptState::Failed {
+                reason: "declined".into(),
+            },
+            ..b.attempt.clone()
+        };
+        let released = Reservation {
+            status: ReservationStatus::Cancelled,
+            ..b.reservation.clone()
+        };
+        let free = vec![SeatState::Available; 2];
+        let settled = settle_charge(
+            &declined,
+            &captured(),
+            &sale(),
+            &released,
+            &free,
+            Points(0),
+            t0(),
+            PaymentId::new(),
+            AttemptId::new(),
+        )
+        .expect("settle");
+        let ChargeSettlement::RefundDue {
+            attempt,
+            refund,
+            reservation,
+            ..
+        } = settled
+        else {
+            panic!("expected a refund, got {settled:?}");
+        };
+        assert!(matches!(attempt.state, AttemptState::Succeeded { .. }));
+        assert_eq!(refund.amount, r.amount);
+        assert_eq!(reservation, None, "a cancelled reservation stays cancelled");
+        // A decline reported after a capture changes nothing.
+        let sold = PaymentAttempt {
+            state: AttemptState::Succeeded {
+                reference: "ch_1".into(),
+            },
+            ..b.attempt
+        };
+        let decline = ChargeOutcome::Declined {
+            reason: "late".into(),
+        };
+        assert_eq!(
+            settle_charge(
+                &sold,
+                &decline,
+                &sale(),
+                &b.reservation,
+                &b.seats,
+                Points(0),
+                t0(),
+                PaymentId::new(),
+                AttemptId::new(),
+            )
+            .expect("settle"),
+            ChargeSettlement::AlreadySettled
+        );
+    }
+
+    #[test]
+    fn a_decline_never_frees_the_seats_of_a_reservation_that_is_not_held() {
+        let b = begin(&held(), t0());
+        let confirmed = Reservation {
+            status: ReservationStatus::Confirmed,
+            ..b.reservation.clone()
+        };
+        let sold: Vec<SeatState> = b
+            .seats
+            .iter()
+            .map(|_| SeatState::Sold {
+                reservation: confirmed.id,
+            })
+            .collect();
+        let settled = settle_charge(
+            &b.attempt,
+            &ChargeOutcome::Declined {
+                reason: "declined".into(),
+            },
+            &sale(),
+            &confirmed,
+            &sold,
+            Points(0),
+            t0(),
+            PaymentId::new(),
+            AttemptId::new(),
+        );
+        assert_eq!(settled.map_err(|e| e.code()), Err(ErrorCode::InvalidState));
+    }
+
+    #[test]
+    fn a_bound_that_is_not_positive_or_overflows_is_refused() {
+        let r = held();
+        for bound in [Duration::zero(), Duration::seconds(-1), Duration::MAX] {
+            let got = begin_provider_payment(
+                r.user_id,
+                t0(),
+                bound,
+                &sale(),
+                &r,
+                &seats(&r),
+                &[],
+                AttemptId::new(),
+            );
+            assert_eq!(
+                got.map(|_| ()).map_err(|e| e.code()),
+                Err(ErrorCode::InvalidRequest)
+            );
+        }
+    }
+
+    #[test]
+    fn a_refunded_charge_no_longer_pays_the_reservation() {
+        let b = begin(&held(), t0());
+        let charge = PaymentAttempt {
+            state: AttemptState::Succeeded {
+                reference: "ch_1".into(),
+            },
+            ..b.attempt
+        };
+        assert!(paying_charge(std::slice::from_ref(&charge)).is_some());
+        let refund = refund_attempt(&charge, RefundReason::SeatsNotKept, t0(), AttemptId::new());
+        assert!(paying_charge(&[charge, refund]).is_none());
     }
 }

@@ -376,6 +376,7 @@ macro_rules! provider_suite {
             a_capture_after_the_seats_were_lost_is_refunded,
             cancelling_a_provider_paid_reservation_refunds_through_the_provider,
             a_keyed_begin_replays_and_pending_attempts_are_listed,
+            a_capture_after_the_sale_closed_is_refunded_and_the_hold_released,
         );
     };
 }

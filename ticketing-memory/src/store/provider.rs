@@ -2,7 +2,8 @@
 //! owner's book lock (and the seats'), decided by `rules::provider`.
 
 use ticketing_core::provider::{
-    BeginPaymentCommand, ChargeSettled, PaymentAttempt, SettleChargeCommand, SettleRefundCommand,
+    AttemptState, BeginPaymentCommand, ChargeOutcome, ChargeSettled, PaymentAttempt,
+    SettleChargeCommand, SettleRefundCommand,
 };
 use ticketing_core::rules::{self, ChargeSettlement};
 use ticketing_core::{AttemptId, Error, ReservationId, Result, StoredOutcome, UserId};
@@ -56,7 +57,14 @@ impl MemoryStore {
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", cmd.reservation_id))?;
         if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
-            return outcome.into_attempt();
+            // The attempt as it stands now (it may have been settled since).
+            let first = outcome.into_attempt()?;
+            return Ok(book
+                .attempts
+                .iter()
+                .find(|a| a.id == first.id)
+                .cloned()
+                .unwrap_or(first));
         }
         let sale = sale_window(&catalog, reservation.option_id)?;
         let attempts = book.attempts_of(reservation.id);
@@ -88,6 +96,8 @@ impl MemoryStore {
 
     pub(super) fn settle_provider_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
         let owner = self.attempt_owner(cmd.attempt_id)?;
+        // As in `pay`: the catalog first (a sale window change waits for the settlement).
+        let catalog = read(&self.inner.catalog);
         let book = self.book(owner);
         let mut book = lock(&book);
         let attempt = book
@@ -96,17 +106,27 @@ impl MemoryStore {
             .find(|a| a.id == cmd.attempt_id)
             .cloned()
             .ok_or_else(|| Error::not_found("payment attempt", cmd.attempt_id))?;
+        // A second answer that agrees with the first touches nothing, not even the seats.
+        let contradicts = matches!(
+            (&attempt.state, &cmd.outcome),
+            (AttemptState::Failed { .. }, ChargeOutcome::Captured { .. })
+        );
+        if !attempt.is_pending() && !contradicts {
+            return Ok(ChargeSettled::AlreadySettled(attempt));
+        }
         let reservation = book
             .reservations
             .get(&attempt.reservation_id)
             .cloned()
             .ok_or_else(|| Error::not_found("reservation", attempt.reservation_id))?;
         let balance = book.balance;
+        let sale = sale_window(&catalog, reservation.option_id)?;
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
         let settled = self.inner.seats.transact_decision(&cells, None, |states| {
             let s = rules::settle_charge(
                 &attempt,
                 &cmd.outcome,
+                &sale,
                 &reservation,
                 states,
                 balance,
@@ -116,14 +136,13 @@ impl MemoryStore {
             )?;
             let next = match &s {
                 ChargeSettlement::Confirmed { seats, .. }
-                | ChargeSettlement::Released { seats, .. } => seats.clone(),
-                ChargeSettlement::AlreadySettled | ChargeSettlement::RefundDue { .. } => {
-                    states.to_vec()
-                }
+                | ChargeSettlement::Released { seats, .. }
+                | ChargeSettlement::RefundDue { seats, .. } => seats.clone(),
+                ChargeSettlement::AlreadySettled => states.to_vec(),
             };
             Ok((s, next))
         })?;
-        Ok(match settled {
+        let settled = match settled {
             ChargeSettlement::AlreadySettled => ChargeSettled::AlreadySettled(attempt),
             ChargeSettlement::Confirmed {
                 reservation,
@@ -140,28 +159,39 @@ impl MemoryStore {
             ChargeSettlement::Released {
                 reservation,
                 attempt,
-                event,
+                events,
                 ..
             } => {
                 if let Some(r) = reservation {
                     book.reservations.insert(r.id, r);
                 }
                 book.keep(attempt.clone());
-                self.emit(cmd.now, event);
+                for event in events {
+                    self.emit(cmd.now, event);
+                }
                 ChargeSettled::Released(attempt)
             }
             ChargeSettlement::RefundDue {
                 attempt,
                 refund,
-                event,
+                reservation,
+                events,
+                ..
             } => {
+                if let Some(r) = reservation {
+                    book.reservations.insert(r.id, r);
+                }
                 book.keep(attempt);
                 book.keep(refund.clone());
                 self.note_attempt(&refund);
-                self.emit(cmd.now, event);
+                for event in events {
+                    self.emit(cmd.now, event);
+                }
                 ChargeSettled::RefundDue(refund)
             }
-        })
+        };
+        drop(catalog);
+        Ok(settled)
     }
 
     pub(super) fn settle_provider_refund(

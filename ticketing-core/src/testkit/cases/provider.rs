@@ -286,3 +286,28 @@ pub async fn a_keyed_begin_replays_and_pending_attempts_are_listed(b: TestBacken
         .collect();
     assert_eq!(mine, [first.id, second.id]);
 }
+
+/// A capture that arrives after the sale closed (the seats were still kept for the call) sells
+/// nothing: the money is refunded and the hold released in the same step, so it cannot be paid
+/// with points either.
+pub async fn a_capture_after_the_sale_closed_is_refunded_and_the_hold_released(b: TestBackend) {
+    let h = Harness::new(b).await;
+    let u = h.user(1);
+    h.charge(u, PRICE).await;
+    let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+    let a = begin(&h, u, r.id).await;
+    h.service
+        .close_sale(h.option)
+        .await
+        .expect("close the sale");
+    h.clock.advance(Duration::seconds(1));
+    let ChargeSettled::RefundDue(refund) = settle(&h, &a, captured()).await else {
+        panic!("expected a refund");
+    };
+    assert_eq!(refund.reason, Some(RefundReason::SeatsNotKept));
+    let now = h.store.reservation(r.id, h.now()).await.expect("read");
+    assert_eq!(now.status, ReservationStatus::Cancelled);
+    assert_eq!(h.statuses(&[h.seats[0]]).await, [SeatStatus::Available]);
+    assert_code(h.pay(u, r.id).await, ErrorCode::InvalidState);
+    assert_eq!(h.balance(u).await, PRICE, "nothing taken from points");
+}
