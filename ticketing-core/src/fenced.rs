@@ -198,18 +198,10 @@ impl FencedStore {
             Ok((value, hint)) => {
                 let released = match hint {
                     Hint::TakenUntil(until) => self.locks.release_taken(lease, until).await,
-                    Hint::Freed => match self.locks.clear_taken(&lease.keys).await {
-                        Ok(()) => self.locks.release(lease).await,
-                        Err(e) => {
-                            tracing::debug!(
-                                target: "ticketing::lock",
-                                keys = ?lease.keys,
-                                error = %e,
-                                "clearing the taken hints failed; they lapse at their end"
-                            );
-                            self.locks.release(lease).await
-                        }
-                    },
+                    Hint::Freed => {
+                        self.clear_hints(&lease.keys).await;
+                        self.locks.release(lease).await
+                    }
                     Hint::None => self.locks.release(lease).await,
                 };
                 (released, Ok(value))
@@ -238,6 +230,19 @@ impl FencedStore {
             ),
         }
         result
+    }
+
+    /// Clear the "taken" hints of freed seats; a failure is logged and harmless (the hints
+    /// lapse at their end, and never let a write through).
+    async fn clear_hints(&self, keys: &[String]) {
+        if let Err(e) = self.locks.clear_taken(keys).await {
+            tracing::debug!(
+                target: "ticketing::lock",
+                ?keys,
+                error = %e,
+                "clearing the taken hints failed; they lapse at their end"
+            );
+        }
     }
 
     fn busy() -> Error {
@@ -485,15 +490,8 @@ impl TicketStore for FencedStore {
         // their hints (a wrong clear only lets losers reach the store).
         if let ChargeSettled::Released(a) | ChargeSettled::RefundDue(a) = &settled {
             let r = self.store.reservation(a.reservation_id, now).await?;
-            let keys = Self::keys(r.option_id, &r.seat_ids);
-            if let Err(e) = self.locks.clear_taken(&keys).await {
-                tracing::debug!(
-                    target: "ticketing::lock",
-                    ?keys,
-                    error = %e,
-                    "clearing the taken hints failed; they lapse at their end"
-                );
-            }
+            self.clear_hints(&Self::keys(r.option_id, &r.seat_ids))
+                .await;
         }
         Ok(settled)
     }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 mod catalog;
 mod commands;
+mod order;
 mod provider;
 mod sale;
 
@@ -24,6 +25,7 @@ pub use commands::{
     CancelDecision, ChargeDecision, HoldDecision, PayDecision, decide_cancel, decide_charge,
     decide_hold, decide_pay, seats_owned,
 };
+pub use order::{in_loaded_order, states_in_order};
 pub use provider::{
     BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, cancel_paid_by_provider,
     check_no_charge_in_flight, paying_charge, recovery_step, refund_attempt, refund_event,

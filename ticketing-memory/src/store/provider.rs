@@ -21,6 +21,15 @@ impl UserBook {
             .collect()
     }
 
+    /// One attempt, by id; `not_found` if this book has none such.
+    fn attempt(&self, id: AttemptId) -> Result<PaymentAttempt> {
+        self.attempts
+            .iter()
+            .find(|a| a.id == id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("payment attempt", id))
+    }
+
     /// Add or replace an attempt (by id).
     fn keep(&mut self, attempt: PaymentAttempt) {
         match self.attempts.iter_mut().find(|a| a.id == attempt.id) {
@@ -59,12 +68,7 @@ impl MemoryStore {
         if let Some(outcome) = book.replay(cmd.idempotency.as_ref())? {
             // The attempt as it stands now (it may have been settled since).
             let first = outcome.into_attempt()?;
-            return Ok(book
-                .attempts
-                .iter()
-                .find(|a| a.id == first.id)
-                .cloned()
-                .unwrap_or(first));
+            return Ok(book.attempt(first.id).unwrap_or(first));
         }
         let sale = sale_window(&catalog, reservation.option_id)?;
         let attempts = book.attempts_of(reservation.id);
@@ -100,12 +104,7 @@ impl MemoryStore {
         let catalog = read(&self.inner.catalog);
         let book = self.book(owner);
         let mut book = lock(&book);
-        let attempt = book
-            .attempts
-            .iter()
-            .find(|a| a.id == cmd.attempt_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("payment attempt", cmd.attempt_id))?;
+        let attempt = book.attempt(cmd.attempt_id)?;
         // A second answer that agrees with the first touches nothing, not even the seats.
         let contradicts = matches!(
             (&attempt.state, &cmd.outcome),
@@ -201,12 +200,7 @@ impl MemoryStore {
         let owner = self.attempt_owner(cmd.attempt_id)?;
         let book = self.book(owner);
         let mut book = lock(&book);
-        let attempt = book
-            .attempts
-            .iter()
-            .find(|a| a.id == cmd.attempt_id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("payment attempt", cmd.attempt_id))?;
+        let attempt = book.attempt(cmd.attempt_id)?;
         match rules::settle_refund(&attempt, &cmd.outcome)? {
             None => Ok(attempt),
             Some((settled, event)) => {
@@ -221,11 +215,7 @@ impl MemoryStore {
         let owner = self.attempt_owner(id)?;
         let book = self.book(owner);
         let book = lock(&book);
-        book.attempts
-            .iter()
-            .find(|a| a.id == id)
-            .cloned()
-            .ok_or_else(|| Error::not_found("payment attempt", id))
+        book.attempt(id)
     }
 
     pub(super) fn pending_provider_attempts(&self, limit: usize) -> Vec<PaymentAttempt> {

@@ -105,9 +105,10 @@ impl PgStore {
         let wanted = &reservation.seat_ids;
         let rows = self.load_seats(conn, wanted, false).await?;
         let sale = self.sale_window(conn, reservation.option_id).await?;
-        let (d, next) = decide(&states_in_order(&rows, wanted)?, &sale)?;
-        self.write_seats(conn, &rows, &in_row_order(&rows, wanted, &next), fence)
-            .await?;
+        let seat = |r: &SeatRow| (r.seat.id, r.state);
+        let (d, next) = decide(&rules::states_in_order(&rows, seat, wanted)?, &sale)?;
+        let next = rules::in_loaded_order(&rows, seat, wanted, &next);
+        self.write_seats(conn, &rows, &next, fence).await?;
         Ok(d)
     }
 
@@ -128,34 +129,4 @@ impl PgStore {
             .ok_or_else(|| Error::not_found("option", option))?;
         Ok(rows::sale_window(&row)?)
     }
-}
-
-/// The states of `rows` (loaded in id order) in the order of `wanted`.
-pub(super) fn states_in_order(rows: &[SeatRow], wanted: &[SeatId]) -> Result<Vec<SeatState>, Fail> {
-    wanted
-        .iter()
-        .map(|id| {
-            rows.iter()
-                .find(|r| r.seat.id == *id)
-                .map(|r| r.state)
-                .ok_or_else(|| Error::not_found("seat", id).into())
-        })
-        .collect()
-}
-
-/// `next` (in the order of `wanted`) rearranged into the order of `rows`.
-pub(super) fn in_row_order(
-    rows: &[SeatRow],
-    wanted: &[SeatId],
-    next: &[SeatState],
-) -> Vec<SeatState> {
-    rows.iter()
-        .map(|r| {
-            wanted
-                .iter()
-                .position(|id| *id == r.seat.id)
-                .and_then(|i| next.get(i).copied())
-                .unwrap_or(r.state)
-        })
-        .collect()
 }
