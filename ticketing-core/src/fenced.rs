@@ -68,7 +68,7 @@ impl std::fmt::Debug for Backoff {
         f.write_str(if self.0.is_some() {
             "Backoff(sleep)"
         } else {
-            "Backoff(yield)"
+            "Backoff(tokio or yield)"
         })
     }
 }
@@ -133,8 +133,12 @@ impl FencedStore {
         self
     }
 
-    /// Sleep between tries for a busy lease, 1 ms doubling up to 50 ms (without it, tries only
-    /// yield to the executor, which can starve a payment behind a stream of would-be holders).
+    /// Sleep between tries for a busy lease, 1 ms doubling up to 50 ms. Without it the tries
+    /// sleep on tokio's timer when called on a tokio runtime and the `tokio` feature (default)
+    /// is on; elsewhere they only yield to the executor, and 200 yields can pass while the
+    /// lease's holder waits for a core, answering `seat_unavailable` or `unavailable` to
+    /// requests that would have got the lease a moment later (and can starve a payment behind
+    /// a stream of would-be holders): give a runtime other than tokio its timer here.
     pub fn with_sleep(mut self, sleep: Sleep) -> Self {
         self.sleep = Backoff(Some(sleep));
         self
@@ -163,13 +167,14 @@ impl FencedStore {
         Ok(None)
     }
 
-    /// Wait between tries for a busy lease: 1 ms doubling up to 50 ms, or a yield.
+    /// Wait between tries for a busy lease: 1 ms doubling up to 50 ms, on the given timer or
+    /// tokio's, else a yield.
     async fn pause(&self, attempt: u32) {
+        let wait = std::time::Duration::from_millis((1u64 << attempt.min(6)).min(50));
         match &self.sleep.0 {
-            Some(sleep) => {
-                let ms = 1u64 << attempt.min(6);
-                sleep(std::time::Duration::from_millis(ms.min(50))).await;
-            }
+            Some(sleep) => sleep(wait).await,
+            #[cfg(feature = "tokio")]
+            None if tokio::runtime::Handle::try_current().is_ok() => tokio::time::sleep(wait).await,
             None => YieldNow(false).await,
         }
     }
