@@ -94,6 +94,18 @@ pub enum Error {
     /// the writer's lock lease was lost. Nothing was written.
     #[error("stale fencing token: the lock lease was lost")]
     LockLost,
+    /// The payment provider declined the charge (card refused, limit, fraud check, or the
+    /// charge was voided): nothing was taken, and the hold was released.
+    #[error("payment declined: {reason}")]
+    PaymentDeclined {
+        /// The provider's reason.
+        reason: String,
+    },
+    /// The provider captured the charge after the seats could no longer be kept for it (the
+    /// hold ran out past the bound, a seat was taken, the sale ended): the money is refunded
+    /// (the refund is recorded and made, or retried by the recovery job) and nothing is sold.
+    #[error("payment captured too late and refunded: the seats could not be kept")]
+    PaymentRefunded,
     /// A backing store failed or is unreachable. Nothing was changed (or the change was rolled
     /// back); `retryable` says whether trying again may help.
     #[error("backend unavailable: {message}")]
@@ -167,6 +179,8 @@ impl Error {
             Error::LockLost => ErrorCode::LockLost,
             Error::Unavailable { .. } => ErrorCode::Unavailable,
             Error::OutcomeUnknown { .. } => ErrorCode::OutcomeUnknown,
+            Error::PaymentDeclined { .. } => ErrorCode::PaymentDeclined,
+            Error::PaymentRefunded => ErrorCode::PaymentRefunded,
         }
     }
 
@@ -219,11 +233,17 @@ pub enum ErrorCode {
     /// `outcome_unknown` (504): an addition to API.md. The change may have happened; retry with
     /// the same `Idempotency-Key` to learn the outcome.
     OutcomeUnknown,
+    /// `payment_declined` (402): an addition to API.md; the provider declined, nothing was
+    /// taken and the hold was released.
+    PaymentDeclined,
+    /// `payment_refunded` (409): an addition to API.md; captured after the seats could not be
+    /// kept, refunded, nothing sold.
+    PaymentRefunded,
 }
 
 impl ErrorCode {
     /// Every code, for exhaustive tests and documentation.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::QueueTokenRequired,
         ErrorCode::QueueTokenNotAdmitted,
@@ -241,6 +261,8 @@ impl ErrorCode {
         ErrorCode::LockLost,
         ErrorCode::Unavailable,
         ErrorCode::OutcomeUnknown,
+        ErrorCode::PaymentDeclined,
+        ErrorCode::PaymentRefunded,
     ];
 
     /// The code as it appears in the `code` field of a problem+json answer.
@@ -263,6 +285,8 @@ impl ErrorCode {
             ErrorCode::LockLost => "lock_lost",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::OutcomeUnknown => "outcome_unknown",
+            ErrorCode::PaymentDeclined => "payment_declined",
+            ErrorCode::PaymentRefunded => "payment_refunded",
         }
     }
 
@@ -275,14 +299,15 @@ impl ErrorCode {
             | ErrorCode::QueueTokenMismatch
             | ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::InsufficientPoints => 402,
+            ErrorCode::InsufficientPoints | ErrorCode::PaymentDeclined => 402,
             ErrorCode::SeatUnavailable
             | ErrorCode::HoldExpired
             | ErrorCode::InvalidState
             | ErrorCode::SaleNotOpen
             | ErrorCode::SaleClosed
             | ErrorCode::IdempotencyConflict
-            | ErrorCode::LockLost => 409,
+            | ErrorCode::LockLost
+            | ErrorCode::PaymentRefunded => 409,
             ErrorCode::LimitExceeded => 422,
             ErrorCode::Unavailable => 503,
             ErrorCode::OutcomeUnknown => 504,

@@ -515,6 +515,13 @@ impl TicketStore for FencedStore {
         self.store.payment_attempt(id).await
     }
 
+    async fn reservation_attempts(
+        &self,
+        id: ReservationId,
+    ) -> Result<Vec<crate::provider::PaymentAttempt>> {
+        self.store.reservation_attempts(id).await
+    }
+
     async fn pending_attempts(&self, limit: usize) -> Result<Vec<crate::provider::PaymentAttempt>> {
         self.store.pending_attempts(limit).await
     }

@@ -68,7 +68,8 @@ pub use queue::{
     ENDED, QueueConfig, QueueEntry, QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue,
 };
 pub use service::{
-    CancelRequest, ChargeRequest, HoldRequest, PayRequest, ServiceConfig, TicketingService,
+    CancelRequest, ChargeRequest, HoldRequest, PayRequest, ProviderPayment, RecoveryReport,
+    ServiceConfig, TicketingService,
 };
 pub use store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
 

@@ -13,6 +13,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::idempotency::{IdempotencyKey, StoredOutcome};
 use crate::ids::{ConcertId, OptionId, ReservationId, UserId};
 use crate::money::Points;
+use crate::provider::PaymentProvider;
 use crate::queue::{QueueLength, QueueStatus, QueueTicket, QueueToken, WaitingQueue};
 use crate::rules;
 use crate::store::{CancelCommand, ChargeCommand, HoldCommand, PayCommand, TicketStore};
@@ -32,6 +33,13 @@ pub struct ServiceConfig {
     /// Whether holds and payments need an admitted queue token (default true when a queue is
     /// attached with [`TicketingService::with_queue`]).
     pub require_queue_token: bool,
+    /// How long a hold's seats are kept, at least, for a payment provider's answer once a
+    /// provider payment has begun (default 2 minutes; docs/payments.md).
+    pub provider_bound: Duration,
+    /// How long one provider call may take before its outcome counts as unknown (default 20
+    /// seconds; with the `tokio` feature, on a tokio runtime). Keep it well under
+    /// `provider_bound`.
+    pub provider_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -42,6 +50,8 @@ impl Default for ServiceConfig {
             max_seats_per_request: 100,
             max_charge: Points(10_000_000),
             require_queue_token: true,
+            provider_bound: Duration::minutes(2),
+            provider_timeout: Duration::seconds(20),
         }
     }
 }
@@ -52,6 +62,8 @@ crate::__with_setters!(ServiceConfig {
     with_max_seats_per_request => max_seats_per_request: usize,
     with_max_charge => max_charge: Points,
     with_require_queue_token => require_queue_token: bool,
+    with_provider_bound => provider_bound: Duration,
+    with_provider_timeout => provider_timeout: Duration,
 });
 
 /// The entry point of the library: one method per use case.
@@ -67,6 +79,7 @@ crate::__with_setters!(ServiceConfig {
 pub struct TicketingService {
     store: Arc<dyn TicketStore>,
     queue: Option<Arc<dyn WaitingQueue>>,
+    provider: Option<Arc<dyn PaymentProvider>>,
     clock: Arc<dyn Clock>,
     config: ServiceConfig,
     owners: owners::Owners,
@@ -87,6 +100,7 @@ impl TicketingService {
         Self {
             store,
             queue: None,
+            provider: None,
             clock: Arc::new(SystemClock),
             config,
             owners: owners::Owners::new(),
@@ -97,6 +111,12 @@ impl TicketingService {
     /// Attach a waiting queue; with `require_queue_token` holds and payments need a token.
     pub fn with_queue(mut self, queue: Arc<dyn WaitingQueue>) -> Self {
         self.queue = Some(queue);
+        self
+    }
+
+    /// Take payments through this provider too ([`TicketingService::pay_by_provider`]).
+    pub fn with_provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.provider = Some(provider);
         self
     }
 
@@ -281,27 +301,7 @@ impl TicketingService {
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             return outcome.into_payment();
         }
-        // The queue gate needs the reservation's owner and option (for its concert): known from
-        // the hold this service made, or read once and kept (they never change). Without a gate
-        // the store's pay makes the same checks (not found, not the owner) in its own
-        // atomic step, so a read would only cost a round trip.
-        if self.gates() {
-            let (owner, option) = match self.owners.get(req.reservation_id) {
-                Some(known) => known,
-                None => {
-                    let now = self.clock.now();
-                    let r = self.store.reservation(req.reservation_id, now).await?;
-                    self.owners.remember(r.id, r.user_id, r.option_id);
-                    (r.user_id, r.option_id)
-                }
-            };
-            if owner != req.user_id {
-                return Err(Error::Forbidden);
-            }
-            let concert = self.concert_of(option).await?;
-            self.gate(req.queue_token.as_ref(), req.user_id, concert, true)
-                .await?;
-        }
+        self.gate_payment(&req).await?;
         let payment = self
             .store
             .pay(PayCommand {
@@ -312,9 +312,39 @@ impl TicketingService {
                 fence: None,
             })
             .await?;
-        // The buyer is done: their place in the waiting room goes to the next in line at once,
-        // not when the admission would have lapsed. (Their other holds, if any, can still be
-        // paid with the ended token: see `gate`.) The payment stands whatever the queue says.
+        self.paid(&req).await;
+        Ok(payment)
+    }
+
+    /// The queue gate of a payment. It needs the reservation's owner and option (for its
+    /// concert): known from the hold this service made, or read once and kept (they never
+    /// change). Without a gate the store's step makes the same checks (not found, not the
+    /// owner) in its own atomic step, so a read would only cost a round trip.
+    async fn gate_payment(&self, req: &PayRequest) -> Result<()> {
+        if !self.gates() {
+            return Ok(());
+        }
+        let (owner, option) = match self.owners.get(req.reservation_id) {
+            Some(known) => known,
+            None => {
+                let now = self.clock.now();
+                let r = self.store.reservation(req.reservation_id, now).await?;
+                self.owners.remember(r.id, r.user_id, r.option_id);
+                (r.user_id, r.option_id)
+            }
+        };
+        if owner != req.user_id {
+            return Err(Error::Forbidden);
+        }
+        let concert = self.concert_of(option).await?;
+        self.gate(req.queue_token.as_ref(), req.user_id, concert, true)
+            .await
+    }
+
+    /// The buyer is done: their place in the waiting room goes to the next in line at once,
+    /// not when the admission would have lapsed. (Their other holds, if any, can still be paid
+    /// with the ended token: see `gate`.) The payment stands whatever the queue says.
+    async fn paid(&self, req: &PayRequest) {
         if self.gates()
             && let (Some(queue), Some(token)) = (&self.queue, &req.queue_token)
             && let Err(e) = queue.leave(token, self.clock.now()).await
@@ -324,10 +354,10 @@ impl TicketingService {
                 "a paid buyer's queue token could not be ended; it lapses at its time"
             );
         }
-        Ok(payment)
     }
 
-    /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back).
+    /// Cancel a hold (nothing to refund) or a confirmed reservation (the points paid back, or
+    /// the provider's charge refunded through the provider).
     pub async fn cancel(&self, req: CancelRequest) -> Result<Reservation> {
         positive(req.user_id.0, "user_id")?;
         let fingerprint = format!("cancel:{}", req.reservation_id);
@@ -335,7 +365,8 @@ impl TicketingService {
         if let Some(outcome) = self.replay(key.as_ref()).await? {
             return outcome.into_cancel();
         }
-        self.store
+        let cancelled = self
+            .store
             .cancel(CancelCommand {
                 reservation_id: req.reservation_id,
                 user_id: req.user_id,
@@ -343,7 +374,10 @@ impl TicketingService {
                 idempotency: key,
                 fence: None,
             })
-            .await
+            .await?;
+        // Paid through the provider: the store recorded the refund with the cancel; make it.
+        self.refund_cancelled(&cancelled).await;
+        Ok(cancelled)
     }
 
     /// Add points to a user's wallet.
@@ -508,8 +542,10 @@ impl TicketingService {
 }
 
 mod owners;
+mod provider;
 mod requests;
 
+pub use provider::{ProviderPayment, RecoveryReport};
 pub use requests::{CancelRequest, ChargeRequest, HoldRequest, PayRequest};
 
 #[cfg(test)]

@@ -208,6 +208,13 @@ pub trait TicketStore: Send + Sync + Debug + 'static {
         Err(no_provider_payments())
     }
 
+    /// The attempts of one reservation, oldest first (a cancel's refund, to make it at once).
+    /// A store that keeps no provider payments has none.
+    async fn reservation_attempts(&self, id: ReservationId) -> Result<Vec<PaymentAttempt>> {
+        let _ = id;
+        Ok(Vec::new())
+    }
+
     /// Attempts whose outcome is not known yet, oldest first, at most `limit` (what the
     /// recovery job finishes). A store that keeps no provider payments has none.
     async fn pending_attempts(&self, limit: usize) -> Result<Vec<PaymentAttempt>> {

@@ -725,6 +725,16 @@ impl TicketStore for MemoryStore {
         self.provider_attempt(id)
     }
 
+    async fn reservation_attempts(&self, id: ReservationId) -> Result<Vec<PaymentAttempt>> {
+        let Ok(owner) = self.owner(id) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .existing_book(owner)
+            .map(|book| lock(&book).attempts_of(id))
+            .unwrap_or_default())
+    }
+
     async fn pending_attempts(&self, limit: usize) -> Result<Vec<PaymentAttempt>> {
         Ok(self.pending_provider_attempts(limit))
     }

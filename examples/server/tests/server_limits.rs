@@ -209,6 +209,13 @@ impl TicketStore for SlowAnswers {
         self.inner.payment_attempt(id).await
     }
 
+    async fn reservation_attempts(
+        &self,
+        id: ticketing::ReservationId,
+    ) -> Result<Vec<ticketing::provider::PaymentAttempt>> {
+        self.inner.reservation_attempts(id).await
+    }
+
     async fn pending_attempts(
         &self,
         limit: usize,

@@ -153,6 +153,13 @@ impl TicketStore for CountingStore {
         self.inner.payment_attempt(id).await
     }
 
+    async fn reservation_attempts(
+        &self,
+        id: crate::ids::ReservationId,
+    ) -> Result<Vec<crate::provider::PaymentAttempt>> {
+        self.inner.reservation_attempts(id).await
+    }
+
     async fn pending_attempts(&self, limit: usize) -> Result<Vec<crate::provider::PaymentAttempt>> {
         self.inner.pending_attempts(limit).await
     }

@@ -377,6 +377,14 @@ macro_rules! provider_suite {
             cancelling_a_provider_paid_reservation_refunds_through_the_provider,
             a_keyed_begin_replays_and_pending_attempts_are_listed,
             a_capture_after_the_sale_closed_is_refunded_and_the_hold_released,
+            a_provider_payment_confirms_and_takes_the_amount_once,
+            a_declined_provider_payment_frees_the_seats,
+            a_late_capture_reported_twice_confirms_once,
+            a_lost_answer_is_found_and_confirmed_by_recovery,
+            an_unknown_charge_past_its_deadline_is_voided_and_released,
+            a_capture_after_the_deadline_is_refunded_by_recovery,
+            an_unreachable_provider_is_retried_under_the_same_key,
+            a_cancel_refunds_a_provider_payment_once,
         );
     };
 }
@@ -514,6 +522,7 @@ mod registration {
         ("queue", "queue_suite", include_str!("cases/queue.rs")),
         ("races", "store_suite", include_str!("cases/races.rs")),
         ("records", "store_suite", include_str!("cases/records.rs")),
+        ("saga", "provider_suite", include_str!("cases/saga.rs")),
         ("sale", "store_suite", include_str!("cases/sale.rs")),
     ];
 

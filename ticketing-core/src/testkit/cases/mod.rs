@@ -1,6 +1,6 @@
 //! The behavioural tests of the conformance suites, one `pub async fn` each, in files named for
 //! what they cover: `queue.rs` holds the queue suite's cases, `fencing.rs` the store's fencing
-//! check, `provider.rs` the provider-payment suite's, and every other file the store suite's.
+//! check, `provider.rs` and `saga.rs` the provider-payment suite's, and every other file the store suite's.
 
 use chrono::Duration;
 
@@ -17,6 +17,7 @@ mod provider;
 mod queue;
 mod races;
 mod records;
+mod saga;
 mod sale;
 
 pub use cancels::*;
@@ -30,6 +31,7 @@ pub use provider::*;
 pub use queue::*;
 pub use races::*;
 pub use records::*;
+pub use saga::*;
 pub use sale::*;
 
 /// How long a hold lasts in the suite's services.
