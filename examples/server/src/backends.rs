@@ -12,7 +12,8 @@ use ticketing_mysql::{MySqlConfig, MySqlStore, MySqlStrategy};
 use ticketing_postgres::{BatchConfig, DatabaseClock, LockWait, PgConfig, PgStore, PgStrategy};
 use ticketing_redis::{RedisEventPublisher, RedisLockManager, RedisQueue};
 
-use crate::config::{Config, QueueKind, StoreKind, StrategyKind};
+use crate::config::{Config, ProviderKind, QueueKind, StoreKind, StrategyKind};
+use ticketing::provider::fake::FakeProvider;
 
 fn need<'a>(url: &'a Option<String>, name: &str) -> Result<&'a str, Error> {
     url.as_deref()
@@ -48,6 +49,8 @@ pub struct Backends {
     pub memory: (Option<MemoryStore>, Option<MemoryQueue>),
     /// The PostgreSQL pool, when configured, for gauges of its connections.
     pub pg_pool: Option<sqlx::PgPool>,
+    /// With a payment provider: how long the recovery job leaves a pending attempt alone.
+    pub recovery_grace: Option<chrono::Duration>,
 }
 
 /// The backends the configuration describes, with the demo catalog seeded if the store is empty.
@@ -180,9 +183,25 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         store,
         ServiceConfig::default()
             .with_hold_ttl(Duration::seconds(i64::from(config.hold_ttl_secs)))
-            .with_max_seats_per_user(config.max_seats_per_user),
+            .with_max_seats_per_user(config.max_seats_per_user)
+            .with_provider_bound(Duration::seconds(i64::from(config.provider_bound_secs)))
+            .with_provider_timeout(Duration::milliseconds(i64::from(
+                config.provider_timeout_ms,
+            ))),
     )
     .with_queue(queue);
+    let (service, recovery_grace) = match config.provider {
+        ProviderKind::None => (service, None),
+        ProviderKind::Fake => {
+            let fake = FakeProvider::new().with_latency(Duration::milliseconds(
+                i64::try_from(config.provider_latency_ms).unwrap_or(i64::MAX / 1_000_000),
+            ));
+            // The recovery job leaves alone what a request may still be waiting for.
+            let grace = Duration::milliseconds(i64::from(config.provider_timeout_ms))
+                + Duration::seconds(5);
+            (service.with_provider(Arc::new(fake)), Some(grace))
+        }
+    };
     let service = match database_clock.clone() {
         Some(clock) => service.with_clock(Arc::new(clock)),
         None => service,
@@ -195,6 +214,7 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
         database_clock,
         memory: (memory_store, memory_queue),
         pg_pool,
+        recovery_grace,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The loops a server runs beside its requests: admission, expiry, retention, outbox relay.
+//! The loops a server runs beside its requests: admission, expiry, retention, outbox relay,
+//! and with a payment provider the recovery of provider payments.
 
 use std::time::Duration;
 
@@ -121,6 +122,31 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
         })
     };
     let mut tasks = vec![admitter, sweeper, pruner, relay];
+    if let Some(grace) = backends.recovery_grace {
+        // Finish the provider payments a request left pending (a lost answer, a crash).
+        let service = service.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match service.recover_payments(500, grace).await {
+                    Ok(report) => {
+                        for (kind, n) in [
+                            ("charge_settled", report.charges_settled),
+                            ("charge_voided", report.charges_voided),
+                            ("refund_settled", report.refunds_settled),
+                        ] {
+                            metrics::counter!("ticketing_payment_recoveries_total", "kind" => kind)
+                                .increment(n);
+                        }
+                        metrics::gauge!("ticketing_payment_attempts_pending")
+                            .set(report.still_pending as f64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "payment recovery step failed"),
+                }
+            }
+        }));
+    }
     if let Some(clock) = &backends.database_clock {
         tasks.push(clock.spawn_sync(chrono::Duration::seconds(10)));
     }

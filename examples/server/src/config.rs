@@ -24,6 +24,15 @@ pub enum StrategyKind {
     DistributedLock,
 }
 
+/// Which payment provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// Points only.
+    None,
+    /// The fake provider in memory.
+    Fake,
+}
+
 /// Where the waiting queue lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum QueueKind {
@@ -280,6 +289,21 @@ pub struct Config {
     /// store). Holds are always decided by the store.
     #[arg(long, env = "TICKETING_CATALOG_CACHE_MS", default_value_t = 250)]
     pub catalog_cache_ms: u64,
+    /// The payment provider `POST /payments` with `"method": "provider"` charges: `none` (only
+    /// points), or `fake`, a provider in memory that approves every charge after
+    /// `--provider-latency-ms`, to show the flow without an account anywhere.
+    #[arg(long, env = "TICKETING_PROVIDER", value_enum, default_value = "none")]
+    pub provider: ProviderKind,
+    /// The fake provider's answer time, in milliseconds.
+    #[arg(long, env = "TICKETING_PROVIDER_LATENCY_MS", default_value_t = 0)]
+    pub provider_latency_ms: u64,
+    /// How long a hold's seats are kept, at least, for the provider's answer, in seconds.
+    #[arg(long, env = "TICKETING_PROVIDER_BOUND_SECS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub provider_bound_secs: u32,
+    /// How long one provider call may take before its outcome counts as unknown (the payment
+    /// is answered `202` pending and settled by the webhook or the recovery job), in ms.
+    #[arg(long, env = "TICKETING_PROVIDER_TIMEOUT_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub provider_timeout_ms: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,

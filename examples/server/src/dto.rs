@@ -260,6 +260,94 @@ pub struct PayBody {
     pub user_id: i64,
     /// The hold to pay.
     pub reservation_id: Uuid,
+    /// How: `points` (default; debited from the wallet with the sale, atomically) or
+    /// `provider` (charged by the configured payment provider: docs/payments.md).
+    #[serde(default)]
+    pub method: PayMethod,
+}
+
+/// How a hold is paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayMethod {
+    /// Points from the wallet.
+    #[default]
+    Points,
+    /// The payment provider.
+    Provider,
+}
+
+/// A provider payment whose outcome is not known yet (`202`): the seats are kept until
+/// `deadline`; the webhook or the recovery job settles it. Retry with the same
+/// `Idempotency-Key` to learn the outcome.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentPendingView {
+    /// The payment attempt.
+    pub attempt_id: Uuid,
+    /// The reservation being paid.
+    pub reservation_id: Uuid,
+    /// Who pays.
+    pub user_id: i64,
+    /// The amount charged.
+    pub amount: i64,
+    /// Always `pending`.
+    pub status: &'static str,
+    /// Until when the seats are kept for the provider's answer.
+    pub deadline: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<ticketing::provider::PaymentAttempt> for PaymentPendingView {
+    fn from(a: ticketing::provider::PaymentAttempt) -> Self {
+        Self {
+            attempt_id: a.id.0,
+            reservation_id: a.reservation_id.0,
+            user_id: a.user_id.0,
+            amount: a.amount.0,
+            status: "pending",
+            deadline: a.deadline,
+        }
+    }
+}
+
+/// The body of the provider's webhook: the idempotency key of the charge it has news of. The
+/// news itself is not trusted: the provider is asked for the key's outcome.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WebhookBody {
+    /// The charge's idempotency key (`charge-<uuid>`).
+    #[schema(max_length = 200)]
+    pub key: String,
+}
+
+/// A payment attempt as it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// The attempt.
+    pub id: Uuid,
+    /// `charge` or `refund`.
+    pub kind: &'static str,
+    /// The reservation.
+    pub reservation_id: Uuid,
+    /// `pending`, `succeeded` or `failed`.
+    pub state: &'static str,
+}
+
+impl From<ticketing::provider::PaymentAttempt> for AttemptView {
+    fn from(a: ticketing::provider::PaymentAttempt) -> Self {
+        use ticketing::provider::{AttemptKind, AttemptState};
+        Self {
+            id: a.id.0,
+            kind: match a.kind {
+                AttemptKind::Charge => "charge",
+                AttemptKind::Refund => "refund",
+            },
+            reservation_id: a.reservation_id.0,
+            state: match a.state {
+                AttemptState::Pending => "pending",
+                AttemptState::Succeeded { .. } => "succeeded",
+                AttemptState::Failed { .. } => "failed",
+            },
+        }
+    }
 }
 
 /// A payment.

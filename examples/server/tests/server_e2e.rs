@@ -1240,3 +1240,98 @@ async fn an_operator_adds_a_concert_and_opens_and_closes_its_sale() {
         .await
         .problem(401, "unauthorized");
 }
+
+/// With the fake payment provider a hold is paid by `"method": "provider"`: confirmed, the
+/// wallet untouched; a webhook for a key the server never made is 404, one for the charge
+/// changes nothing; the cancel refunds through the provider. Without a provider the method is
+/// `400 invalid_request`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_pays_through_the_provider_and_cancels() {
+    let s = start(&[
+        "--demo-concerts",
+        "1",
+        "--demo-seats",
+        "10",
+        "--queue-admit-per-sec",
+        "1000",
+        "--provider",
+        "fake",
+        "--provider-latency-ms",
+        "20",
+    ])
+    .await;
+    let token = s.admitted_token(7, 1).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let hold = s
+        .post(
+            "/reservations",
+            json!({"user_id": 7, "option_id": 1, "seat_ids": [2]}),
+            &gate,
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    let id = hold.body["id"].as_str().expect("id").to_owned();
+    let paid = s
+        .post(
+            "/payments",
+            json!({"user_id": 7, "reservation_id": id, "method": "provider"}),
+            &gate,
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.body);
+    assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["amount"], 50_000);
+    assert_eq!(paid.body["balance"], 0, "no points were taken");
+    assert_eq!(
+        s.get(&format!("/reservations/{id}")).await.body["status"],
+        "confirmed"
+    );
+    s.post(
+        "/payments/provider/webhook",
+        json!({"key": "charge-00000000-0000-0000-0000-000000000000"}),
+        &[],
+    )
+    .await
+    .problem(404, "not_found");
+    s.post("/payments/provider/webhook", json!({"key": "x"}), &[])
+        .await
+        .problem(404, "not_found");
+    let cancelled = s
+        .post(
+            &format!("/reservations/{id}/cancel"),
+            json!({"user_id": 7}),
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(s.get("/users/7/points").await.body["balance"], 0);
+
+    let points_only = memory_server().await;
+    let token = points_only.admitted_token(8, 1).await;
+    let gate = [("X-Queue-Token", token.as_str())];
+    let hold = points_only
+        .post(
+            "/reservations",
+            json!({"user_id": 8, "option_id": 1, "seat_ids": [1]}),
+            &gate,
+        )
+        .await;
+    let id = hold.body["id"].as_str().expect("id").to_owned();
+    points_only
+        .post(
+            "/payments",
+            json!({"user_id": 8, "reservation_id": id, "method": "provider"}),
+            &gate,
+        )
+        .await
+        .problem(400, "invalid_request");
+    points_only
+        .post(
+            "/payments",
+            json!({"user_id": 8, "reservation_id": id, "method": "cash"}),
+            &gate,
+        )
+        .await
+        .problem(400, "invalid_request");
+}

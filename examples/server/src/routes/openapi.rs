@@ -73,6 +73,7 @@ pub fn document(config: &ServiceConfig) -> serde_json::Value {
         reservations::cancel,
         reservations::user_reservations,
         payments::pay,
+        payments::webhook,
         points::charge,
         points::points,
         health::health,
