@@ -47,6 +47,12 @@ else
   [ "${TICKETING_REQUIRE_SERVICES:-}" = 1 ] && status=1
 fi
 
+# The memory store refunding a provider-paid reservation's cancel to the wallet instead of
+# through the provider: the provider payment tests (the saga's property test among them) must fail.
+expect_failure provider_cancel_to_points env RUSTFLAGS='--cfg ticketing_control="provider_cancel_to_points"' \
+  cargo test -p ticketing-memory --test conformance --target-dir target/control \
+  -- pessimistic::saga_random_provider_behaviours_and_crashes_keep_the_books
+
 # The server's catalog cache letting every concurrent miss read the store (no coalescing): the
 # test that 40 concurrent seat-map requests cost one store read must fail.
 expect_failure uncoalesced env RUSTFLAGS='--cfg ticketing_control="uncoalesced"' \

@@ -56,8 +56,12 @@ pub enum StoredOutcome {
     Charge(Balance),
     /// A reservation was cancelled.
     Cancel(Reservation),
-    /// A payment through a provider began (the attempt as first recorded).
-    Attempt(PaymentAttempt),
+    /// A payment through a provider began (the attempt as first recorded). A struct variant:
+    /// the attempt has a `kind` field of its own, which would collide with the tag.
+    Attempt {
+        /// The attempt.
+        attempt: PaymentAttempt,
+    },
 }
 
 /// A stored idempotency record.
@@ -109,7 +113,7 @@ impl StoredOutcome {
     /// The attempt, if this outcome is the start of a provider payment.
     pub fn into_attempt(self) -> Result<PaymentAttempt, Error> {
         match self {
-            StoredOutcome::Attempt(a) => Ok(a),
+            StoredOutcome::Attempt { attempt } => Ok(attempt),
             _ => Err(Error::IdempotencyConflict),
         }
     }
@@ -142,6 +146,39 @@ mod tests {
         ] {
             let err = IdempotencyKey::new(user, bad, "f".into()).expect_err(bad);
             assert_eq!(err.code(), ErrorCode::InvalidRequest);
+        }
+    }
+
+    /// Stores keep outcomes as JSON: every kind must come back as itself (an attempt has a
+    /// `kind` field of its own, which once collided with the tag and read back as a charge).
+    #[test]
+    fn every_outcome_survives_json() {
+        use crate::ids::{AttemptId, ReservationId};
+        use crate::provider::{AttemptKind, AttemptState, PaymentAttempt};
+        let id = AttemptId::new();
+        let attempt = PaymentAttempt {
+            id,
+            kind: AttemptKind::Charge,
+            reservation_id: ReservationId::new(),
+            user_id: UserId(1),
+            amount: Points(300),
+            key: PaymentAttempt::charge_key(id),
+            charge_key: None,
+            reason: None,
+            state: AttemptState::Pending,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            deadline: chrono::DateTime::UNIX_EPOCH,
+        };
+        for outcome in [
+            StoredOutcome::Attempt { attempt },
+            StoredOutcome::Charge(Balance {
+                user_id: UserId(1),
+                balance: Points(5),
+            }),
+        ] {
+            let json = serde_json::to_string(&outcome).expect("to json");
+            let back: StoredOutcome = serde_json::from_str(&json).expect("from json");
+            assert_eq!(back, outcome, "{json}");
         }
     }
 

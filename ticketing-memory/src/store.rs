@@ -525,6 +525,10 @@ impl TicketStore for MemoryStore {
         let charge = rules::paying_charge(&attempts)
             .filter(|_| reservation.status == ReservationStatus::Confirmed)
             .cloned();
+        // Negative control: a provider-paid reservation refunded to the wallet, as if paid with
+        // points (the provider keeps the money, the buyer gets points): the saga tests must fail.
+        #[cfg(ticketing_control = "provider_cancel_to_points")]
+        let charge: Option<ticketing_core::provider::PaymentAttempt> = charge.and(None);
         let refund_id = AttemptId::new();
         let (d, refund) = self
             .inner

@@ -26,6 +26,7 @@ mod pessimistic {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 #[cfg(feature = "pessimistic")]
@@ -41,6 +42,7 @@ mod pessimistic_nowait {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 #[cfg(feature = "optimistic")]
@@ -53,6 +55,7 @@ mod optimistic {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 /// Group commit, waiting for locked seats (what `Optimistic` and `Pessimistic { Wait }` do in
@@ -74,6 +77,7 @@ mod batched {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }
 
 /// Group commit, skipping seats another transaction has locked.
@@ -94,4 +98,5 @@ mod batched_nowait {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_database, ignore = "needs DATABASE_URL (a PostgreSQL server)")]);
 }

@@ -101,6 +101,11 @@ impl FakeProvider {
         self.state().script.extend(behaviours);
     }
 
+    /// Forget the behaviours not used yet (a scripted call that never came).
+    pub fn clear_script(&self) {
+        self.state().script.clear();
+    }
+
     /// Record every webhook twice (a provider that retries a delivered webhook).
     pub fn send_webhooks_twice(&self) {
         self.state().twice = true;

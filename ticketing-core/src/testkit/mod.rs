@@ -41,6 +41,7 @@ pub mod cases;
 pub mod hints;
 pub mod locks;
 pub mod model;
+pub mod saga_model;
 
 /// What a backend hands the suites: a store, and for the queue suite a waiting queue built
 /// with [`queue_config`].
@@ -386,6 +387,12 @@ macro_rules! provider_suite {
             an_unreachable_provider_is_retried_under_the_same_key,
             a_cancel_refunds_a_provider_payment_once,
         );
+
+        #[test]
+        $(#[$attr])*
+        fn saga_random_provider_behaviours_and_crashes_keep_the_books() {
+            $crate::testkit::saga_model::check(|| ::std::boxed::Box::pin($factory()));
+        }
     };
 }
 

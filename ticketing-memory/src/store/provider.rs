@@ -91,7 +91,12 @@ impl MemoryStore {
             .insert(d.reservation.id, d.reservation.clone());
         book.keep(d.attempt.clone());
         self.note_attempt(&d.attempt);
-        let key = book.remember(cmd.idempotency, StoredOutcome::Attempt(d.attempt.clone()));
+        let key = book.remember(
+            cmd.idempotency,
+            StoredOutcome::Attempt {
+                attempt: d.attempt.clone(),
+            },
+        );
         self.log_key(cmd.now, owner, key);
         self.emit(cmd.now, d.event);
         drop(catalog);

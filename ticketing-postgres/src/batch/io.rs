@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row};
+use ticketing_core::provider::PaymentAttempt;
 use ticketing_core::{IdempotencyRecord, OptionId, SaleWindow, SeatId, StoredOutcome, UserId};
 
 use super::state::{Command, SeatSlot, State};
@@ -51,9 +52,10 @@ pub(crate) async fn load(
         .filter_map(|c| c.key())
         .map(|k| (k.user_id.0, k.key.as_str()))
         .collect();
+    let named_ids: Vec<uuid::Uuid> = named.into_iter().collect();
     let found = sqlx::query(sql!("batch_load"))
         .bind(users.into_iter().collect::<Vec<_>>())
-        .bind(named.into_iter().collect::<Vec<_>>())
+        .bind(&named_ids)
         .bind(capped.into_iter().collect::<Vec<_>>())
         .bind(held.into_iter().collect::<Vec<_>>())
         .bind(skip_locked)
@@ -117,6 +119,19 @@ pub(crate) async fn load(
                     format!("batch_load returned a row of unknown kind {other:?}").into(),
                 ));
             }
+        }
+    }
+    // The provider payment attempts of the named reservations: a payment or cancel must see a
+    // charge in flight, and a cancel of a provider-paid one refunds through the provider. One
+    // statement, and only when a command names a reservation.
+    if !named_ids.is_empty() {
+        let rows = sqlx::query(sql!("attempts_of_reservations"))
+            .bind(&named_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in rows {
+            let a = row.try_get::<Json<PaymentAttempt>, _>("body")?.0;
+            state.attempts.entry(a.reservation_id).or_default().push(a);
         }
     }
     // Seats that exist but were not locked: another transaction had them (NOWAIT).
@@ -281,5 +296,18 @@ pub(crate) async fn write(conn: &mut PgConnection, state: &State) -> Result<(), 
         .bind(k.iter().map(|(_, _, at)| *at).collect::<Vec<_>>())
         .execute(&mut *conn)
         .await?;
+    // Refunds through the provider that cancels recorded (rare: one statement each).
+    for a in &state.new_attempts {
+        sqlx::query(sql!("attempt_upsert"))
+            .bind(a.id.0)
+            .bind(a.reservation_id.0)
+            .bind(a.user_id.0)
+            .bind(&a.key)
+            .bind(a.is_pending())
+            .bind(a.created_at)
+            .bind(Json(a))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }

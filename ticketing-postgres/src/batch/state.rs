@@ -6,9 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use ticketing_core::provider::PaymentAttempt;
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    Balance, CancelCommand, ChargeCommand, DomainEvent, Error, EventKind, FencingToken,
+    AttemptId, Balance, CancelCommand, ChargeCommand, DomainEvent, Error, EventKind, FencingToken,
     HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId, PayCommand, Payment, PaymentId,
     Points, Reservation, ReservationId, ReservationStatus, SaleWindow, Seat, SeatId, SeatState,
     StoredOutcome, UserId,
@@ -100,6 +101,9 @@ pub(crate) struct State {
     pub options: HashMap<OptionId, SaleWindow>,
     /// Idempotency records found, then the ones written by this batch.
     pub keys: HashMap<(UserId, String), IdempotencyRecord>,
+    /// The provider payment attempts of the named reservations (their owners' wallets are
+    /// locked), then the refunds this batch's cancels recorded.
+    pub attempts: HashMap<ReservationId, Vec<PaymentAttempt>>,
 
     /// What changed, for the write phase.
     pub dirty_wallets: BTreeSet<UserId>,
@@ -110,6 +114,7 @@ pub(crate) struct State {
     pub ledger: Vec<LedgerEntry>,
     pub events: Vec<DomainEvent>,
     pub new_keys: Vec<(IdempotencyKey, StoredOutcome, DateTime<Utc>)>,
+    pub new_attempts: Vec<PaymentAttempt>,
 }
 
 impl State {
@@ -254,6 +259,7 @@ impl State {
             return outcome.into_payment();
         }
         rules::transition(&reservation, Action::Pay, cmd.now)?;
+        rules::check_no_charge_in_flight(self.attempts_of(reservation.id), Action::Pay)?;
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
         let sale = self.sale_window(reservation.option_id)?;
@@ -286,10 +292,24 @@ impl State {
             return outcome.into_cancel();
         }
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
+        let attempts = self.attempts_of(reservation.id);
+        rules::check_no_charge_in_flight(attempts, Action::Cancel)?;
+        let charge = rules::paying_charge(attempts)
+            .filter(|_| reservation.status == ReservationStatus::Confirmed)
+            .cloned();
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
         let sale = self.sale_window(reservation.option_id)?;
         let d = rules::decide_cancel(cmd, &sale, &reservation, balance, &states)?;
+        // Paid through a provider: refunded through it, not to the wallet.
+        let (d, refund) = match &charge {
+            Some(charge) => {
+                let (d, refund, event) =
+                    rules::cancel_paid_by_provider(d, balance, charge, cmd.now, AttemptId::new())?;
+                (d, Some((refund, event)))
+            }
+            None => (d, None),
+        };
         self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         if d.refund.is_positive() {
             self.wallets.insert(cmd.user_id, d.balance);
@@ -304,6 +324,14 @@ impl State {
         }
         self.touch(d.reservation.clone());
         self.emit(cmd.now, d.event);
+        if let Some((refund, event)) = refund {
+            self.emit(cmd.now, event);
+            self.attempts
+                .entry(refund.reservation_id)
+                .or_default()
+                .push(refund.clone());
+            self.new_attempts.push(refund);
+        }
         let outcome = StoredOutcome::Cancel(d.reservation.clone());
         self.remember(cmd.idempotency.as_ref(), outcome, cmd.now);
         Ok(d.reservation)
@@ -331,6 +359,11 @@ impl State {
             cmd.now,
         );
         Ok(d.balance)
+    }
+
+    /// The attempts of a reservation (none for most).
+    fn attempts_of(&self, id: ReservationId) -> &[PaymentAttempt] {
+        self.attempts.get(&id).map_or(&[], Vec::as_slice)
     }
 
     /// Store a changed reservation: new ones are inserted in their final state, loaded ones
@@ -402,6 +435,7 @@ pub(crate) fn apply_on_snapshot(
             state.ledger.extend(own.ledger);
             state.events.extend(own.events);
             state.new_keys.extend(own.new_keys);
+            state.new_attempts.extend(own.new_attempts);
             answer
         })
         .collect()
