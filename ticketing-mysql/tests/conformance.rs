@@ -29,6 +29,7 @@ mod pessimistic {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
 }
 
 #[cfg(feature = "pessimistic")]
@@ -46,6 +47,7 @@ mod pessimistic_nowait {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
 }
 
 #[cfg(feature = "optimistic")]
@@ -58,4 +60,5 @@ mod optimistic {
 
     ticketing_core::store_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
     ticketing_core::fencing_conformance!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
+    ticketing_core::provider_suite!(backend; #[cfg_attr(ticketing_no_mysql, ignore = "needs MYSQL_URL (a MySQL/MariaDB server)")]);
 }

@@ -2,8 +2,8 @@
 
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    Balance, CancelCommand, ChargeCommand, Error, HoldCommand, PayCommand, Payment, PaymentId,
-    Reservation, ReservationStatus, Seat, SeatState, StoredOutcome,
+    AttemptId, Balance, CancelCommand, ChargeCommand, Error, HoldCommand, PayCommand, Payment,
+    PaymentId, Reservation, ReservationStatus, Seat, SeatState, StoredOutcome,
 };
 
 use super::sql_lists::values;
@@ -71,6 +71,8 @@ impl MySqlStore {
             .await?;
         // Refusals that need no seat come first (no seat lock taken for them).
         rules::transition(&reservation, Action::Pay, cmd.now)?;
+        let attempts = self.attempts_of(&mut tx, reservation.id).await?;
+        rules::check_no_charge_in_flight(&attempts, Action::Pay)?;
         let d = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
                 let id = PaymentId::new();
@@ -136,11 +138,27 @@ impl MySqlStore {
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
             .await?;
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
-        let d = self
+        let attempts = self.attempts_of(&mut tx, reservation.id).await?;
+        rules::check_no_charge_in_flight(&attempts, Action::Cancel)?;
+        // Paid through a provider: the money goes back through it, not to the wallet; decided
+        // with the seats, so nothing is written unless all of it is.
+        let charge = rules::paying_charge(&attempts)
+            .filter(|_| reservation.status == ReservationStatus::Confirmed)
+            .cloned();
+        let refund_id = AttemptId::new();
+        let (d, refund) = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
                 let d = rules::decide_cancel(cmd, sale, &reservation, balance, states)?;
                 let next = d.seats.clone();
-                Ok((d, next))
+                let decided = match &charge {
+                    Some(charge) => {
+                        let (d, refund, event) =
+                            rules::cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
+                        (d, Some((refund, event)))
+                    }
+                    None => (d, None),
+                };
+                Ok((decided, next))
             })
             .await?;
         if reservation.status == ReservationStatus::Confirmed {
@@ -163,6 +181,10 @@ impl MySqlStore {
             .await?;
         }
         self.emit(&mut tx, cmd.now, d.event).await?;
+        if let Some((refund, event)) = refund {
+            self.keep_attempt(&mut tx, &refund).await?;
+            self.emit(&mut tx, cmd.now, event).await?;
+        }
         let outcome = StoredOutcome::Cancel(d.reservation.clone());
         self.remember(&mut tx, cmd.idempotency.as_ref(), outcome, cmd.now)
             .await?;

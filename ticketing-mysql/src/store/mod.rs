@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row};
+use ticketing_core::provider::{
+    BeginPaymentCommand, ChargeSettled, PaymentAttempt, SettleChargeCommand, SettleRefundCommand,
+};
 use ticketing_core::rules;
 use ticketing_core::{
-    Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, Error, HoldCommand,
-    IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, PayCommand, Payment, Points,
-    Reservation, ReservationId, Result, SeatId, SeatView, ShowOption, TicketStore, UserId,
+    AttemptId, Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, Error,
+    HoldCommand, IdempotencyRecord, OptionId, OptionSummary, OutboxRecord, PayCommand, Payment,
+    Points, Reservation, ReservationId, Result, SeatId, SeatView, ShowOption, TicketStore, UserId,
     async_trait,
 };
 
@@ -45,6 +48,7 @@ macro_rules! retrying {
 
 mod commands;
 mod expiry;
+mod provider;
 mod records;
 mod seats;
 mod seed;
@@ -386,5 +390,29 @@ impl TicketStore for MySqlStore {
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    async fn begin_provider_payment(&self, cmd: BeginPaymentCommand) -> Result<PaymentAttempt> {
+        retrying!(self, self.try_begin_provider(&cmd))
+    }
+
+    async fn settle_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
+        retrying!(self, self.try_settle_charge(&cmd))
+    }
+
+    async fn settle_refund(&self, cmd: SettleRefundCommand) -> Result<PaymentAttempt> {
+        retrying!(self, self.try_settle_refund(&cmd))
+    }
+
+    async fn payment_attempt(&self, id: AttemptId) -> Result<PaymentAttempt> {
+        done(self.read_attempt(id).await)
+    }
+
+    async fn reservation_attempts(&self, id: ReservationId) -> Result<Vec<PaymentAttempt>> {
+        done(self.read_attempts_of(id).await)
+    }
+
+    async fn pending_attempts(&self, limit: usize) -> Result<Vec<PaymentAttempt>> {
+        done(self.read_pending_attempts(limit).await)
     }
 }

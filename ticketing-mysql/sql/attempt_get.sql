@@ -1,0 +1,1 @@
+SELECT body FROM payment_attempts WHERE id = ?

@@ -1,0 +1,1 @@
+SELECT body FROM payment_attempts WHERE pending ORDER BY created_at, id LIMIT ?

@@ -1,0 +1,1 @@
+UPDATE reservations SET expires_at = ? WHERE id = ?
