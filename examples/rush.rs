@@ -9,11 +9,15 @@
 //! MYSQL_URL=mysql://root@127.0.0.1:3306/test cargo run --release --example rush -- \
 //!     --store mysql --strategy pessimistic,optimistic
 //! cargo run --release --example rush -- --http http://127.0.0.1:8080  # a running server
+//! cargo run --release --example rush -- --pay-by provider --provider-latency-ms 50 \
+//!     --concurrency 256                         # pay through the fake payment provider
 //! ```
 //!
 //! Each buyer charges points, tries to hold seats (up to three picks), then pays or cancels.
 //! Afterwards the books are checked from the store itself (or through the API with `--http`):
-//! no seat sold twice, every balance equal to charges - payments + refunds.
+//! no seat sold twice, every balance equal to charges - payments + refunds; paying through the
+//! fake provider, what it keeps (captured minus refunded) equals the amounts of the reservations
+//! sold through it (checked with the library target; a server's fake is its own).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +28,11 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use ticketing::provider::fake::FakeProvider;
 use ticketing::{
     CancelRequest, ChargeRequest, ErrorCode, FencedStore, HoldRequest, OptionId, PayRequest,
-    Points, ReservationId, ReservationStatus, SeatId, SeatStatus, ServiceConfig, TicketStore,
-    TicketingService, UserId, demo_catalog,
+    Points, ProviderPayment, ReservationId, ReservationStatus, SeatId, SeatStatus, ServiceConfig,
+    TicketStore, TicketingService, UserId, demo_catalog,
 };
 use ticketing_memory::{MemoryLockManager, MemoryStore, Strategy};
 use ticketing_mysql::{MySqlConfig, MySqlStore, MySqlStrategy};
@@ -43,6 +48,12 @@ enum StoreArg {
     Memory,
     Postgres,
     Mysql,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PayBy {
+    Points,
+    Provider,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -122,6 +133,13 @@ struct Args {
     /// Connections of the MySQL pool (--store mysql).
     #[arg(long, default_value_t = 32)]
     mysql_pool: u32,
+    /// How buyers pay: with points, or through the payment provider (the fake one in memory
+    /// with the library target; with --http the server's, started with TICKETING_PROVIDER=fake).
+    #[arg(long, value_enum, default_value = "points")]
+    pay_by: PayBy,
+    /// The fake provider's answer time, in ms (library target; a server has its own setting).
+    #[arg(long, default_value_t = 0)]
+    provider_latency_ms: u64,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -129,7 +147,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// What a buyer talks to.
 #[derive(Clone)]
 enum Target {
-    Library(TicketingService),
+    Library(TicketingService, Option<FakeProvider>),
     Http { http: reqwest::Client, base: String },
 }
 
@@ -143,7 +161,7 @@ enum Outcome {
 impl Target {
     async fn call(&self, op: &str, user: i64, arg: Value, token: Option<&str>) -> Outcome {
         match self {
-            Target::Library(s) => library(s, op, user, arg).await,
+            Target::Library(s, _) => library(s, op, user, arg).await,
             Target::Http { http, base } => {
                 let (method_post, path, body) = match op {
                     "charge" => (
@@ -160,6 +178,11 @@ impl Target {
                         true,
                         "/payments".to_string(),
                         json!({"user_id": user, "reservation_id": arg}),
+                    ),
+                    "pay_provider" => (
+                        true,
+                        "/payments".to_string(),
+                        json!({"user_id": user, "reservation_id": arg, "method": "provider"}),
                     ),
                     "cancel" => (
                         true,
@@ -225,6 +248,17 @@ async fn library(s: &TicketingService, op: &str, user: i64, arg: Value) -> Outco
                 .map(|p| json!({"amount": p.amount.0})),
             None => return Outcome::Failed("bad id".into()),
         },
+        "pay_provider" => match arg.as_str().and_then(|s| s.parse().ok()) {
+            Some(id) => match s
+                .pay_by_provider(PayRequest::new(user, ReservationId(id)))
+                .await
+            {
+                Ok(ProviderPayment::Paid(p)) => Ok(json!({"amount": p.amount.0})),
+                Ok(other) => return Outcome::Failed(format!("provider payment: {other:?}")),
+                Err(e) => Err(e),
+            },
+            None => return Outcome::Failed("bad id".into()),
+        },
         "cancel" => match arg.as_str().and_then(|s| s.parse().ok()) {
             Some(id) => s
                 .cancel(CancelRequest::new(user, ReservationId(id)))
@@ -251,6 +285,8 @@ struct Stats {
     errors: AtomicU64,
     latency: Mutex<HashMap<&'static str, Histogram<u64>>>,
     tally: Mutex<HashMap<i64, (i64, i64)>>,
+    /// Paid through the provider minus cancelled since: what the provider must keep.
+    provider_kept: std::sync::atomic::AtomicI64,
     first_error: Mutex<Option<String>>,
     /// Queue tokens admitted before the timed part (with --http).
     tokens: Mutex<HashMap<i64, String>>,
@@ -345,9 +381,20 @@ async fn buyer(target: &Target, args: &Args, user: i64, stats: &Stats) {
         stats.holds.fetch_add(1, Ordering::Relaxed);
         let roll = |rng: &mut u64| (next(rng) % 10_000) as f64 / 10_000.0;
         let (mut paid, mut refunded) = (0, 0);
+        let by_provider = args.pay_by == PayBy::Provider;
+        let mut provider_paid = 0;
         if roll(&mut rng) < args.pay_ratio {
             let started = Instant::now();
-            match target.call("pay", user, id.clone(), token).await {
+            let op = if by_provider { "pay_provider" } else { "pay" };
+            match target.call(op, user, id.clone(), token).await {
+                Outcome::Ok(p) if by_provider => {
+                    stats.record("pay", started);
+                    stats.confirms.fetch_add(1, Ordering::Relaxed);
+                    provider_paid = p["amount"].as_i64().unwrap_or(0);
+                    stats
+                        .provider_kept
+                        .fetch_add(provider_paid, Ordering::Relaxed);
+                }
                 Outcome::Ok(p) => {
                     stats.record("pay", started);
                     stats.confirms.fetch_add(1, Ordering::Relaxed);
@@ -356,12 +403,19 @@ async fn buyer(target: &Target, args: &Args, user: i64, stats: &Stats) {
                 Outcome::Conflict => stats.error("pay answered seat_unavailable".into()),
                 Outcome::Failed(e) => stats.error(e),
             }
-            if paid > 0 && roll(&mut rng) < args.cancel_ratio {
+            if (paid > 0 || provider_paid > 0) && roll(&mut rng) < args.cancel_ratio {
                 let started = Instant::now();
                 if let Outcome::Ok(c) = target.call("cancel", user, id, None).await {
                     stats.record("cancel", started);
                     stats.cancels.fetch_add(1, Ordering::Relaxed);
-                    refunded = c["refunded_amount"].as_i64().unwrap_or(0);
+                    if by_provider {
+                        // Refunded through the provider, not to the wallet.
+                        stats
+                            .provider_kept
+                            .fetch_sub(provider_paid, Ordering::Relaxed);
+                    } else {
+                        refunded = c["refunded_amount"].as_i64().unwrap_or(0);
+                    }
                 }
             }
         } else {
@@ -461,7 +515,15 @@ async fn library_target(
             .with_max_seats_per_request(per_request as usize)
             .with_max_seats_per_user(per_request),
     );
-    Ok((Target::Library(service), store))
+    Ok(match args.pay_by {
+        PayBy::Points => (Target::Library(service, None), store),
+        PayBy::Provider => {
+            let latency = i64::try_from(args.provider_latency_ms).unwrap_or(i64::MAX / 1_000_000);
+            let fake = FakeProvider::new().with_latency(chrono::Duration::milliseconds(latency));
+            let service = service.with_provider(Arc::new(fake.clone()));
+            (Target::Library(service, Some(fake)), store)
+        }
+    })
 }
 
 struct Books {
@@ -644,6 +706,16 @@ async fn run(
     let elapsed = started.elapsed().as_secs_f64();
     let charged = if args.holds_only { 0 } else { CHARGE };
     let books = check_books(&target, store.as_ref(), &stats, charged).await?;
+    // What the fake provider keeps (captured minus refunded, over every charge it saw) must be
+    // what the buyers were told they paid through it, less what their cancels refunded.
+    let provider_kept = stats.provider_kept.load(Ordering::Relaxed);
+    let provider_balanced = match &target {
+        Target::Library(_, Some(fake)) => {
+            let kept: i64 = fake.charge_keys().iter().map(|k| fake.net(k).0).sum();
+            kept == provider_kept
+        }
+        _ => true,
+    };
     let latency = stats.latency.lock().map(|l| l.clone()).unwrap_or_default();
     let lat = |op: &str| {
         latency.get(op).map_or(json!(null), |h| {
@@ -672,7 +744,10 @@ async fn run(
         "latency": {"hold": lat("hold"), "pay": lat("pay"), "cancel": lat("cancel")},
         "seats_sold": books.sold,
         "oversold_seats": books.oversold,
-        "books_balanced": books.balanced,
+        "books_balanced": books.balanced && provider_balanced,
+        "pay_by": format!("{:?}", args.pay_by).to_lowercase(),
+        "provider_latency_ms": args.provider_latency_ms,
+        "provider_kept": provider_kept,
     }))
 }
 
@@ -728,6 +803,9 @@ fn print_table(rows: &[Value]) {
     line("seats sold (store)", &num("seats_sold"));
     line("oversold seats", &num("oversold_seats"));
     line("books balanced", &num("books_balanced"));
+    line("paid by", &|r| {
+        r["pay_by"].as_str().unwrap_or("?").to_owned()
+    });
 }
 
 fn chart(path: &std::path::Path, rows: &[Value]) -> Result<(), BoxError> {

@@ -36,9 +36,9 @@ pub struct ServiceConfig {
     /// How long a hold's seats are kept, at least, for a payment provider's answer once a
     /// provider payment has begun (default 2 minutes; docs/payments.md).
     pub provider_bound: Duration,
-    /// How long one provider call may take before its outcome counts as unknown (default 20
-    /// seconds; with the `tokio` feature, on a tokio runtime). Keep it well under
-    /// `provider_bound`.
+    /// How long one provider call may take before its outcome counts as unknown (default 5
+    /// seconds; with the `tokio` feature, on a tokio runtime; not positive: the default). Keep
+    /// it well under `provider_bound`, and under any time limit the caller puts on a request.
     pub provider_timeout: Duration,
 }
 
@@ -51,7 +51,7 @@ impl Default for ServiceConfig {
             max_charge: Points(10_000_000),
             require_queue_token: true,
             provider_bound: Duration::minutes(2),
-            provider_timeout: Duration::seconds(20),
+            provider_timeout: Duration::seconds(5),
         }
     }
 }

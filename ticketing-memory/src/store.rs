@@ -133,6 +133,10 @@ pub struct StoreSizes {
     pub idempotency_records: usize,
     /// Outbox events not yet acknowledged.
     pub outbox_pending: usize,
+    /// Payment attempts through a provider, whatever their state (the payments' history).
+    pub payment_attempts: usize,
+    /// Of those, the ones whose outcome is not known yet.
+    pub payment_attempts_pending: usize,
 }
 
 /// The embedded store: everything in process memory, nothing survives a restart.
@@ -155,6 +159,9 @@ struct Inner {
     owners: RwLock<HashMap<ReservationId, UserId>>,
     /// Whose book holds each payment attempt.
     attempt_owners: RwLock<HashMap<AttemptId, UserId>>,
+    /// The attempts still pending, oldest first, and whose they are: what the recovery job
+    /// reads, without scanning every attempt ever made. A leaf lock.
+    pending_attempts: Mutex<BTreeMap<(DateTime<Utc>, AttemptId), UserId>>,
     outbox: Mutex<Outbox>,
     /// Every idempotency record kept, in the order they were made: what `prune` forgets first.
     /// A leaf lock: taken under a user's book lock, never the other way round.
@@ -171,6 +178,7 @@ impl MemoryStore {
                 users: RwLock::new(HashMap::new()),
                 owners: RwLock::new(HashMap::new()),
                 attempt_owners: RwLock::new(HashMap::new()),
+                pending_attempts: Mutex::new(BTreeMap::new()),
                 outbox: Mutex::new(Outbox::default()),
                 idempotency_log: Mutex::new(VecDeque::new()),
             }),
@@ -198,6 +206,8 @@ impl MemoryStore {
             reservations,
             idempotency_records: lock(&self.inner.idempotency_log).len(),
             outbox_pending: lock(&self.inner.outbox).pending.len(),
+            payment_attempts: read(&self.inner.attempt_owners).len(),
+            payment_attempts_pending: lock(&self.inner.pending_attempts).len(),
         }
     }
 
@@ -780,5 +790,60 @@ mod tests {
             .await
             .expect("a later hold");
         assert_eq!(users(&store), before + 1);
+    }
+
+    /// The recovery job's index follows the attempts: pending while the provider's answer is
+    /// unknown, gone once settled; the sizes count both.
+    #[tokio::test]
+    async fn pending_attempts_are_indexed_until_settled() {
+        use ticketing_core::provider::{BeginPaymentCommand, ChargeOutcome, SettleChargeCommand};
+        let store = MemoryStore::optimistic();
+        let h = Harness::new(TestBackend::store_only(store.clone())).await;
+        let u = h.user(0);
+        let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+        let a = store
+            .begin_provider_payment(BeginPaymentCommand {
+                reservation_id: r.id,
+                user_id: u,
+                now: h.now(),
+                bound: chrono::Duration::minutes(2),
+                attempt_id: AttemptId::new(),
+                idempotency: None,
+            })
+            .await
+            .expect("begin");
+        let sizes = store.sizes();
+        assert_eq!(
+            (sizes.payment_attempts, sizes.payment_attempts_pending),
+            (1, 1)
+        );
+        assert_eq!(
+            store.pending_attempts(10).await.expect("pending"),
+            vec![a.clone()]
+        );
+        store
+            .settle_charge(SettleChargeCommand {
+                attempt_id: a.id,
+                outcome: ChargeOutcome::Captured {
+                    reference: "ch".into(),
+                },
+                now: h.now(),
+                payment_id: ticketing_core::PaymentId::new(),
+                refund_id: AttemptId::new(),
+            })
+            .await
+            .expect("settle");
+        let sizes = store.sizes();
+        assert_eq!(
+            (sizes.payment_attempts, sizes.payment_attempts_pending),
+            (1, 0)
+        );
+        assert!(
+            store
+                .pending_attempts(10)
+                .await
+                .expect("pending")
+                .is_empty()
+        );
     }
 }

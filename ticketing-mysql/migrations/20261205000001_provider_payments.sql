@@ -18,4 +18,5 @@ CREATE TABLE payment_attempts (
 ) ENGINE = InnoDB;
 
 -- How a payment was made: 'points' (the wallet) or 'provider'.
-ALTER TABLE payments ADD COLUMN method VARCHAR(16) NOT NULL DEFAULT 'points';
+ALTER TABLE payments ADD COLUMN method VARCHAR(16) NOT NULL DEFAULT 'points'
+    CHECK (method IN ('points', 'provider'));

@@ -201,6 +201,13 @@ pub async fn build(config: &Config) -> Result<Backends, Error> {
                 + Duration::seconds(5);
             (service.with_provider(Arc::new(fake)), Some(grace))
         }
+        ProviderKind::Http => {
+            let url = need(&config.provider_url, "TICKETING_PROVIDER_URL")?;
+            let grace = Duration::milliseconds(i64::from(config.provider_timeout_ms))
+                + Duration::seconds(5);
+            let provider = crate::provider::HttpProvider::new(url);
+            (service.with_provider(Arc::new(provider)), Some(grace))
+        }
     };
     let service = match database_clock.clone() {
         Some(clock) => service.with_clock(Arc::new(clock)),

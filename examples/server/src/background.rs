@@ -54,6 +54,8 @@ pub fn spawn_background(backends: &backends::Backends) -> Vec<tokio::task::JoinH
                         ("reservations", sizes.reservations),
                         ("idempotency_records", sizes.idempotency_records),
                         ("outbox_pending", sizes.outbox_pending),
+                        ("payment_attempts", sizes.payment_attempts),
+                        ("payment_attempts_pending", sizes.payment_attempts_pending),
                     ] {
                         metrics::gauge!("ticketing_memory_records", "kind" => kind).set(n as f64);
                     }

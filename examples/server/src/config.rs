@@ -31,6 +31,8 @@ pub enum ProviderKind {
     None,
     /// The fake provider in memory.
     Fake,
+    /// A provider over HTTP at `--provider-url` (the protocol of `provider.rs`).
+    Http,
 }
 
 /// Where the waiting queue lives.
@@ -294,6 +296,9 @@ pub struct Config {
     /// `--provider-latency-ms`, to show the flow without an account anywhere.
     #[arg(long, env = "TICKETING_PROVIDER", value_enum, default_value = "none")]
     pub provider: ProviderKind,
+    /// The provider's base URL, for `--provider http`.
+    #[arg(long, env = "TICKETING_PROVIDER_URL")]
+    pub provider_url: Option<String>,
     /// The fake provider's answer time, in milliseconds.
     #[arg(long, env = "TICKETING_PROVIDER_LATENCY_MS", default_value_t = 0)]
     pub provider_latency_ms: u64,
@@ -302,7 +307,7 @@ pub struct Config {
     pub provider_bound_secs: u32,
     /// How long one provider call may take before its outcome counts as unknown (the payment
     /// is answered `202` pending and settled by the webhook or the recovery job), in ms.
-    #[arg(long, env = "TICKETING_PROVIDER_TIMEOUT_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "TICKETING_PROVIDER_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub provider_timeout_ms: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "TICKETING_MAX_BODY_BYTES", default_value_t = 64 * 1024)]

@@ -325,8 +325,6 @@ pub struct AttemptView {
     pub id: Uuid,
     /// `charge` or `refund`.
     pub kind: &'static str,
-    /// The reservation.
-    pub reservation_id: Uuid,
     /// `pending`, `succeeded` or `failed`.
     pub state: &'static str,
 }
@@ -340,7 +338,6 @@ impl From<ticketing::provider::PaymentAttempt> for AttemptView {
                 AttemptKind::Charge => "charge",
                 AttemptKind::Refund => "refund",
             },
-            reservation_id: a.reservation_id.0,
             state: match a.state {
                 AttemptState::Pending => "pending",
                 AttemptState::Succeeded { .. } => "succeeded",

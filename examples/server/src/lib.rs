@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod metrics;
+pub mod provider;
 pub mod routes;
 pub mod state;
 

@@ -393,8 +393,9 @@ pub fn refund_on_cancel(
 
 /// A cancel of a reservation paid through a provider: the decision of
 /// [`decide_cancel`](crate::rules::decide_cancel), its points refund taken back out of the
-/// wallet (`balance` is the wallet before the cancel), and the refund of `charge` through the
-/// provider instead, with its event.
+/// wallet (`balance` is the wallet before the cancel), the reservation's `refunded_amount` and
+/// the cancel event's `refunded` (both points given back) zero, and the refund of `charge`
+/// through the provider instead, with its event (`provider_refund_started`).
 pub fn cancel_paid_by_provider(
     decision: crate::rules::CancelDecision,
     balance: Points,
@@ -406,10 +407,19 @@ pub fn cancel_paid_by_provider(
         return Err(Error::invalid("not the charge of this reservation"));
     }
     let (refund, event) = refund_on_cancel(charge, now, refund_id)?;
+    let reservation = Reservation {
+        refunded_amount: Points::ZERO,
+        ..decision.reservation
+    };
     Ok((
         crate::rules::CancelDecision {
             balance,
             refund: Points::ZERO,
+            event: EventKind::ReservationCancelled {
+                reservation_id: reservation.id,
+                refunded: Points::ZERO,
+            },
+            reservation,
             ..decision
         },
         refund,

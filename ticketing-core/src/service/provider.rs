@@ -74,11 +74,14 @@ impl TicketingService {
     ) -> Result<T, ProviderError> {
         #[cfg(feature = "tokio")]
         if tokio::runtime::Handle::try_current().is_ok() {
+            // A limit that is not positive would make every call "unknown": the default then.
             let limit = self
                 .config
                 .provider_timeout
                 .to_std()
-                .unwrap_or(std::time::Duration::ZERO);
+                .ok()
+                .filter(|l| !l.is_zero())
+                .unwrap_or(std::time::Duration::from_secs(5));
             return match tokio::time::timeout(limit, call).await {
                 Ok(answer) => answer,
                 Err(_) => Err(ProviderError::OutcomeUnknown {
@@ -105,7 +108,7 @@ impl TicketingService {
         if key.is_none() || self.replay(key.as_ref()).await?.is_none() {
             self.gate_payment(&req).await?;
         }
-        let attempt = self
+        let begun = self
             .store
             .begin_provider_payment(BeginPaymentCommand {
                 reservation_id: req.reservation_id,
@@ -115,7 +118,29 @@ impl TicketingService {
                 attempt_id: AttemptId::new(),
                 idempotency: key,
             })
-            .await?;
+            .await;
+        let attempt = match begun {
+            Ok(attempt) => attempt,
+            // A charge of this payer for it is in flight (a retry without a key, after an
+            // unreachable provider or a lost answer): go on with that charge, under its key, so
+            // the retry asks instead of being refused or charging twice.
+            Err(Error::InvalidState {
+                state: "payment_pending",
+                ..
+            }) => self
+                .store
+                .reservation_attempts(req.reservation_id)
+                .await?
+                .into_iter()
+                .find(|a| {
+                    a.kind == AttemptKind::Charge && a.is_pending() && a.user_id == req.user_id
+                })
+                .ok_or(Error::InvalidState {
+                    state: "payment_pending",
+                    action: "pay",
+                })?,
+            Err(e) => return Err(e),
+        };
         let charged = if attempt.is_pending() {
             let charge = ProviderCharge {
                 key: attempt.key.clone(),
@@ -123,7 +148,21 @@ impl TicketingService {
                 description: attempt.reservation_id.to_string(),
             };
             match self.call(provider.charge(&charge)).await {
-                Ok(outcome) => self.settle(&attempt, outcome).await?,
+                // The provider answered; a store that fails to record it now leaves the attempt
+                // pending (the answer may be a capture): the webhook or the recovery job settles
+                // it, and a retry asks again.
+                Ok(outcome) => match self.settle(&attempt, outcome).await {
+                    Ok(charged) => charged,
+                    Err(e) => {
+                        tracing::warn!(
+                            target: "ticketing::provider",
+                            attempt = %attempt.id,
+                            error = %e,
+                            "the provider's answer could not be settled: the attempt stays pending"
+                        );
+                        Charged::Pending(attempt)
+                    }
+                },
                 Err(ProviderError::OutcomeUnknown { message }) => {
                     tracing::info!(
                         target: "ticketing::provider",
@@ -267,28 +306,40 @@ impl TicketingService {
         }
     }
 
-    /// A provider's webhook says the charge under `key` has an outcome. The webhook is not
-    /// trusted as sent: the provider is asked (`status(key)`) and what it answers is settled,
-    /// so a forged or repeated webhook changes nothing. Answers the attempt as it stands
-    /// after; `not_found` for a key this library never made.
+    /// A provider's webhook says the charge (or refund) under `key` has an outcome. The webhook
+    /// is not trusted as sent: the provider is asked (`status(key)`; a refund is made again
+    /// under its key, which answers its outcome) and what it answers is settled, so a forged or
+    /// repeated webhook changes nothing. Answers the attempt as it stands after; `not_found`
+    /// for a key this library never made.
     pub async fn provider_webhook(&self, key: &str) -> Result<PaymentAttempt> {
         let provider = self.provider()?;
         let id = key
             .strip_prefix("charge-")
+            .or_else(|| key.strip_prefix("refund-"))
             .and_then(|id| id.parse::<AttemptId>().ok())
             .ok_or_else(|| Error::not_found("payment attempt", key))?;
         let attempt = self.store.payment_attempt(id).await?;
         if attempt.key != key {
             return Err(Error::not_found("payment attempt", key));
         }
-        if attempt.is_pending() {
-            let status = self
-                .call(provider.status(key))
-                .await
-                .map_err(|e| Error::backend("payment provider", true, e))?;
-            if let ChargeStatus::Done(outcome) = status {
-                self.settle(&attempt, outcome).await?;
+        match (attempt.kind, &attempt.state) {
+            // A refund's news: make it again under its key (idempotent), which answers its
+            // outcome, and settle that.
+            (AttemptKind::Refund, AttemptState::Pending) => {
+                self.refund(&attempt).await;
             }
+            // A pending charge, or one settled as declined that the provider may report
+            // captured after all (then it is refunded): ask, and settle what is decided.
+            (AttemptKind::Charge, AttemptState::Pending | AttemptState::Failed { .. }) => {
+                let status = self
+                    .call(provider.status(key))
+                    .await
+                    .map_err(|e| Error::backend("payment provider", true, e))?;
+                if let ChargeStatus::Done(outcome) = status {
+                    self.settle(&attempt, outcome).await?;
+                }
+            }
+            _ => {}
         }
         self.store.payment_attempt(id).await
     }

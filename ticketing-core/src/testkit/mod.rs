@@ -386,6 +386,7 @@ macro_rules! provider_suite {
             a_capture_after_the_deadline_is_refunded_by_recovery,
             an_unreachable_provider_is_retried_under_the_same_key,
             a_cancel_refunds_a_provider_payment_once,
+            concurrent_answers_settle_a_charge_once,
         );
 
         #[test]
@@ -505,7 +506,7 @@ mod registration {
 
     /// Every file of `cases/`, and the suite that runs its cases (a new file must be added
     /// here: the next test checks that the module declares no other).
-    const CASE_FILES: [(&str, &str, &str); 12] = [
+    const CASE_FILES: [(&str, &str, &str); 13] = [
         ("cancels", "store_suite", include_str!("cases/cancels.rs")),
         ("caps", "store_suite", include_str!("cases/caps.rs")),
         ("catalog", "store_suite", include_str!("cases/catalog.rs")),

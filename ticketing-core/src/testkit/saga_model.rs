@@ -28,6 +28,8 @@ use crate::service::{CancelRequest, ChargeRequest, PayRequest, ServiceConfig, Ti
 
 const SEATS: u8 = 5;
 const USERS: u8 = 3;
+/// The points each buyer starts with.
+const START: i64 = 1_000_000;
 
 /// One step of a random saga scenario.
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ pub enum Op {
     },
     /// One step of the recovery job.
     Recover,
+    /// One step of the expiry sweeper.
+    Sweep,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -93,6 +97,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..8usize, any::<bool>()).prop_map(|(pick, refund_down)| Op::Cancel { pick, refund_down }),
         2 => prop_oneof![Just(30i64), Just(130), Just(400)].prop_map(|secs| Op::Advance { secs }),
         2 => Just(Op::Recover),
+        1 => Just(Op::Sweep),
     ]
 }
 
@@ -209,6 +214,12 @@ impl Case<'_> {
                 self.fake.refunds_unavailable(0);
             }
             Op::Advance { secs } => h.clock.advance(Duration::seconds(*secs)),
+            Op::Sweep => {
+                h.store
+                    .expire_due(h.now(), 100)
+                    .await
+                    .map_err(|e| format!("sweep failed: {e}"))?;
+            }
             Op::Recover => {
                 self.svc
                     .recover_payments(1_000, Duration::seconds(30))
@@ -224,6 +235,10 @@ impl Case<'_> {
         let h = self.h;
         let now = h.now();
         let mut claimed: HashMap<SeatId, ReservationId> = HashMap::new();
+        // What each buyer's points must be: the start, less what they paid with points for
+        // reservations confirmed and not paid through the provider (a reservation paid both
+        // ways, or a provider payment debited from points, shows here).
+        let mut points: HashMap<crate::ids::UserId, i64> = HashMap::new();
         for id in &self.made {
             let r = h
                 .store
@@ -250,6 +265,9 @@ impl Case<'_> {
                         "{id} is sold through the provider without its capture"
                     ));
                 }
+            }
+            if r.status == ReservationStatus::Confirmed && !by_provider {
+                *points.entry(r.user_id).or_default() += r.amount.0;
             }
             let expected = if by_provider { r.amount.0 } else { 0 };
             if (strict || !pending) && net != expected {
@@ -278,6 +296,16 @@ impl Case<'_> {
                 }
             }
         }
+        for u in 0..USERS {
+            let user = h.user(i64::from(u));
+            let balance = h.balance(user).await.0;
+            let spent = points.get(&user).copied().unwrap_or(0);
+            if balance != START - spent {
+                return Err(format!(
+                    "user {u}: {balance} points, expected {START} less {spent} paid with points"
+                ));
+            }
+        }
         let statuses = h.statuses(&h.seats[..SEATS as usize]).await;
         for (i, status) in statuses.iter().enumerate() {
             let sold_to = claimed.get(&h.seats[i]);
@@ -291,12 +319,13 @@ impl Case<'_> {
 
 async fn run_case(h: &Harness, ops: &[Op]) -> Result<(), String> {
     let fake = FakeProvider::new();
+    fake.record_webhooks();
     let svc = h
         .service_with(ServiceConfig::default())
         .with_provider(Arc::new(fake.clone()));
     for u in 0..USERS {
         h.service
-            .charge(ChargeRequest::new(h.user(i64::from(u)), Points(1_000_000)))
+            .charge(ChargeRequest::new(h.user(i64::from(u)), Points(START)))
             .await
             .map_err(|e| e.to_string())?;
     }

@@ -47,9 +47,19 @@ impl MemoryStore {
             .ok_or_else(|| Error::not_found("payment attempt", id))
     }
 
-    /// Record a new attempt's owner, for lookups by id.
+    /// Record an attempt as stored: its owner, for lookups by id, and whether it is pending,
+    /// for the recovery job. Called after every write of an attempt.
     pub(super) fn note_attempt(&self, attempt: &PaymentAttempt) {
-        write(&self.inner.attempt_owners).insert(attempt.id, attempt.user_id);
+        if !read(&self.inner.attempt_owners).contains_key(&attempt.id) {
+            write(&self.inner.attempt_owners).insert(attempt.id, attempt.user_id);
+        }
+        let mut pending = lock(&self.inner.pending_attempts);
+        let at = (attempt.created_at, attempt.id);
+        if attempt.is_pending() {
+            pending.insert(at, attempt.user_id);
+        } else {
+            pending.remove(&at);
+        }
     }
 
     pub(super) fn begin_provider(&self, cmd: BeginPaymentCommand) -> Result<PaymentAttempt> {
@@ -156,6 +166,7 @@ impl MemoryStore {
                 ..
             } => {
                 book.reservations.insert(reservation.id, reservation);
+                self.note_attempt(&attempt);
                 book.keep(attempt);
                 self.emit(cmd.now, event);
                 ChargeSettled::Confirmed(payment)
@@ -170,6 +181,7 @@ impl MemoryStore {
                     book.reservations.insert(r.id, r);
                 }
                 book.keep(attempt.clone());
+                self.note_attempt(&attempt);
                 for event in events {
                     self.emit(cmd.now, event);
                 }
@@ -185,6 +197,7 @@ impl MemoryStore {
                 if let Some(r) = reservation {
                     book.reservations.insert(r.id, r);
                 }
+                self.note_attempt(&attempt);
                 book.keep(attempt);
                 book.keep(refund.clone());
                 self.note_attempt(&refund);
@@ -210,6 +223,7 @@ impl MemoryStore {
             None => Ok(attempt),
             Some((settled, event)) => {
                 book.keep(settled.clone());
+                self.note_attempt(&settled);
                 self.emit(cmd.now, event);
                 Ok(settled)
             }
@@ -224,27 +238,19 @@ impl MemoryStore {
     }
 
     pub(super) fn pending_provider_attempts(&self, limit: usize) -> Vec<PaymentAttempt> {
-        let owners: Vec<UserId> = {
-            let mut owners: Vec<UserId> =
-                read(&self.inner.attempt_owners).values().copied().collect();
-            owners.sort_unstable();
-            owners.dedup();
-            owners
-        };
-        let mut pending: Vec<PaymentAttempt> = owners
-            .into_iter()
-            .filter_map(|user| self.existing_book(user))
-            .flat_map(|book| {
-                lock(&book)
-                    .attempts
-                    .iter()
-                    .filter(|a| a.is_pending())
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
+        // The index first (a leaf lock, released), then each owner's book.
+        let oldest: Vec<(AttemptId, UserId)> = lock(&self.inner.pending_attempts)
+            .iter()
+            .take(limit)
+            .map(|((_, id), user)| (*id, *user))
             .collect();
-        pending.sort_by_key(|a| (a.created_at, a.id));
-        pending.truncate(limit);
-        pending
+        oldest
+            .into_iter()
+            .filter_map(|(id, user)| {
+                let book = self.existing_book(user)?;
+                let attempt = lock(&book).attempt(id).ok()?;
+                attempt.is_pending().then_some(attempt)
+            })
+            .collect()
     }
 }

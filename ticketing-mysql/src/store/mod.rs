@@ -397,7 +397,13 @@ impl TicketStore for MySqlStore {
     }
 
     async fn settle_charge(&self, cmd: SettleChargeCommand) -> Result<ChargeSettled> {
-        retrying!(self, self.try_settle_charge(&cmd))
+        match retrying!(self, self.try_settle_charge(&cmd, false)) {
+            // A seat already sold under another reservation: refund, never fail forever.
+            Err(Error::SeatUnavailable { .. }) => {
+                retrying!(self, self.try_settle_charge(&cmd, true))
+            }
+            settled => settled,
+        }
     }
 
     async fn settle_refund(&self, cmd: SettleRefundCommand) -> Result<PaymentAttempt> {

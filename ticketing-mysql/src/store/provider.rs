@@ -8,7 +8,7 @@ use ticketing_core::provider::{
     SettleChargeCommand, SettleRefundCommand,
 };
 use ticketing_core::rules::{self, ChargeSettlement};
-use ticketing_core::{AttemptId, Error, ReservationId, Result, StoredOutcome};
+use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatState, StoredOutcome};
 
 use super::sql_lists::values;
 use super::{MySqlStore, commit, limit_param};
@@ -78,7 +78,7 @@ impl MySqlStore {
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             // The attempt as it stands now (it may have been settled since).
             let first = outcome.into_attempt()?;
-            return Ok(self.attempt(&mut tx, first.id).await?);
+            return self.attempt(&mut tx, first.id).await;
         }
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
@@ -116,9 +116,13 @@ impl MySqlStore {
         Ok(d.attempt)
     }
 
+    /// Settle a charge. `seats_lost`: a first try found a seat sold under another reservation
+    /// (the schema's last line of defence, which rules cannot see): the reservation's seats are
+    /// then decided as lost, so a capture is refunded instead of failing again forever.
     pub(super) async fn try_settle_charge(
         &self,
         cmd: &SettleChargeCommand,
+        seats_lost: bool,
     ) -> Result<ChargeSettled, Fail> {
         let mut tx = self.begin().await?;
         let owner = self.attempt(&mut tx, cmd.attempt_id).await?.user_id;
@@ -138,6 +142,16 @@ impl MySqlStore {
             .await?;
         let settled = self
             .on_seats(&mut tx, &reservation, None, |states, sale| {
+                let lost: Vec<SeatState>;
+                let states = if seats_lost {
+                    lost = states
+                        .iter()
+                        .map(|s| rules::release_seat(*s, reservation.id))
+                        .collect();
+                    &lost
+                } else {
+                    states
+                };
                 let s = rules::settle_charge(
                     &attempt,
                     &cmd.outcome,

@@ -9,7 +9,7 @@ use ticketing_core::provider::{
     SettleChargeCommand, SettleRefundCommand,
 };
 use ticketing_core::rules::{self, ChargeSettlement};
-use ticketing_core::{AttemptId, Error, ReservationId, Result, StoredOutcome};
+use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatState, StoredOutcome};
 
 use super::{PgStore, commit, ids};
 use crate::error::{Fail, code};
@@ -74,7 +74,7 @@ impl PgStore {
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             // The attempt as it stands now (it may have been settled since).
             let first = outcome.into_attempt()?;
-            return Ok(self.attempt(&mut tx, first.id).await?);
+            return self.attempt(&mut tx, first.id).await;
         }
         let reservation = self
             .fetch_reservation(&mut tx, cmd.reservation_id, true)
@@ -112,9 +112,13 @@ impl PgStore {
         Ok(d.attempt)
     }
 
+    /// Settle a charge. `seats_lost`: a first try found a seat sold under another reservation
+    /// (the schema's last line of defence, which rules cannot see): the reservation's seats are
+    /// then decided as lost, so a capture is refunded instead of failing again forever.
     pub(super) async fn try_settle_charge(
         &self,
         cmd: &SettleChargeCommand,
+        seats_lost: bool,
     ) -> Result<ChargeSettled, Fail> {
         let mut tx = self.begin().await?;
         let owner = self.attempt(&mut tx, cmd.attempt_id).await?.user_id;
@@ -134,6 +138,16 @@ impl PgStore {
             .await?;
         let settled = self
             .on_seats(&mut tx, &reservation, None, |states, sale| {
+                let lost: Vec<SeatState>;
+                let states = if seats_lost {
+                    lost = states
+                        .iter()
+                        .map(|s| rules::release_seat(*s, reservation.id))
+                        .collect();
+                    &lost
+                } else {
+                    states
+                };
                 let s = rules::settle_charge(
                     &attempt,
                     &cmd.outcome,

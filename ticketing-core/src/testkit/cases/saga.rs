@@ -291,3 +291,60 @@ pub async fn a_cancel_refunds_a_provider_payment_once(b: TestBackend) {
         ErrorCode::InvalidState,
     );
 }
+
+/// A lost answer settled by everything at once (webhooks, recovery steps and retries of the
+/// payment without a key, racing): confirmed once, one payment event, charged once, and each
+/// retry that resumes the charge answers paid.
+pub async fn concurrent_answers_settle_a_charge_once(b: TestBackend) {
+    let h = Arc::new(Harness::new(b).await);
+    let fake = FakeProvider::new();
+    fake.script([Behaviour::LoseAnswer]);
+    let svc = service(&h, &fake);
+    let u = h.user(1);
+    let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
+    let Ok(ProviderPayment::Pending(attempt)) = svc.pay_by_provider(PayRequest::new(u, r.id)).await
+    else {
+        panic!("expected pending");
+    };
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (svc, key) = (svc.clone(), attempt.key.clone());
+            tokio::spawn(async move {
+                match i % 3 {
+                    0 => svc.provider_webhook(&key).await.map(|_| None),
+                    1 => svc
+                        .recover_payments(100, Duration::zero())
+                        .await
+                        .map(|_| None),
+                    _ => svc
+                        .pay_by_provider(PayRequest::new(u, r.id))
+                        .await
+                        .map(Some),
+                }
+            })
+        })
+        .collect();
+    for answer in super::join_all(tasks).await {
+        match answer {
+            Ok(None) | Ok(Some(ProviderPayment::Paid(_))) => {}
+            // A retry that comes after the settle finds the reservation paid.
+            Err(e) if e.code() == ErrorCode::InvalidState => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    let now = h.store.reservation(r.id, h.now()).await.expect("read");
+    assert_eq!(now.status, ReservationStatus::Confirmed);
+    assert_eq!(assert_books(&h, &fake, r.id).await, r.amount);
+    assert_eq!(fake.charge_keys().len(), 1, "one charge under one key");
+    let paid_events = h
+        .store
+        .outbox_read(0, 10_000)
+        .await
+        .expect("outbox")
+        .iter()
+        .filter(|e| {
+            matches!(&e.event.kind, crate::domain::EventKind::HoldPaid { reservation_id, .. } if *reservation_id == r.id)
+        })
+        .count();
+    assert_eq!(paid_events, 1, "one payment event");
+}
