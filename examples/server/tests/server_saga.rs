@@ -52,9 +52,13 @@ impl Provider {
     fn kill_now(&self) {
         let pid = self.kill.lock().map(|k| k.1).ok().flatten();
         if let Some(pid) = pid {
-            let _ = std::process::Command::new("kill")
+            let killed = std::process::Command::new("kill")
                 .args(["-9", &pid.to_string()])
                 .status();
+            assert!(
+                killed.as_ref().is_ok_and(|s| s.success()),
+                "kill -9 {pid}: {killed:?}"
+            );
         }
     }
 
@@ -167,6 +171,17 @@ async fn books(shared: &Shared, fake: &FakeProvider) -> Result<Vec<String>, Stri
     .fetch_all(&mut *conn)
     .await
     .expect("reservations");
+    // No seat sold but to a reservation sold through the provider (the only way these buyers
+    // pay).
+    let stray: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM seats s WHERE s.status = 'sold' AND NOT EXISTS \
+         (SELECT 1 FROM reservations r JOIN payments p ON p.reservation_id = r.id \
+          WHERE r.id = s.reservation_id AND r.status = 'confirmed' AND p.method = 'provider')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .expect("sold seats");
+    assert_eq!(stray, 0, "a seat sold without a sale through the provider");
     let mut seen = Vec::new();
     for row in rows {
         let id: uuid::Uuid = row.get("id");
@@ -216,7 +231,7 @@ async fn a_server_killed_at_each_step_of_a_provider_payment_keeps_the_books() {
         ("TICKETING_PROVIDER_TIMEOUT_MS", "1000"),
         ("TICKETING_PROVIDER_BOUND_SECS", "2"),
         // A short hold, so a charge that never got an answer passes its deadline soon.
-        ("TICKETING_HOLD_TTL_SECS", "3"),
+        ("TICKETING_HOLD_TTL_SECS", "5"),
     ];
     let http = reqwest::Client::new();
     let binary = server_binary();
@@ -241,9 +256,22 @@ async fn a_server_killed_at_each_step_of_a_provider_payment_keeps_the_books() {
             .post(format!("{}/payments", server.base))
             .header("X-Queue-Token", token.as_str())
             .json(&json!({"user_id": user, "reservation_id": hold["id"], "method": "provider"}))
+            .timeout(Duration::from_secs(20))
             .send()
             .await;
-        let exited = server.child.wait().expect("the server was killed");
+        // The provider killed it at the point (a payment refused before it reached the provider
+        // fails here instead of hanging).
+        let waited = Instant::now();
+        let exited = loop {
+            if let Some(status) = server.child.try_wait().expect("the server's status") {
+                break status;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "{point:?}: the server was not killed; the payment answered {paid:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(
             !exited.success(),
             "{point:?}: killed, not exited ({paid:?})"

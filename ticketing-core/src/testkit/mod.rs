@@ -38,6 +38,7 @@ use crate::service::{ChargeRequest, HoldRequest, PayRequest, ServiceConfig, Tick
 use crate::store::TicketStore;
 
 pub mod cases;
+pub mod defence;
 pub mod hints;
 pub mod locks;
 pub mod model;

@@ -8,10 +8,10 @@ use ticketing_core::provider::{
     SettleChargeCommand, SettleRefundCommand,
 };
 use ticketing_core::rules::{self, ChargeSettlement};
-use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatState, StoredOutcome};
+use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatId, SeatState, StoredOutcome};
 
-use super::sql_lists::values;
-use super::{MySqlStore, commit, limit_param};
+use super::sql_lists::{in_list, values};
+use super::{MySqlStore, commit, ids, limit_param};
 use crate::error::{Fail, number};
 use crate::rows::{self, micros};
 
@@ -140,13 +140,34 @@ impl MySqlStore {
         let reservation = self
             .fetch_reservation(&mut tx, attempt.reservation_id, true)
             .await?;
+        // The seats sold under another reservation, by the sales table (last-defence retry).
+        let mut sold_elsewhere = std::collections::HashMap::new();
+        if seats_lost {
+            let rows = in_list(sql!("sales_of_seats"), &ids(&reservation.seat_ids))
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                let seat: i64 = row.try_get("seat_id")?;
+                let owner: uuid::Uuid = row.try_get("reservation_id")?;
+                if owner != reservation.id.0 {
+                    sold_elsewhere.insert(SeatId(seat), ReservationId(owner));
+                }
+            }
+        }
         let settled = self
             .on_seats(&mut tx, &reservation, None, |states, sale| {
                 let lost: Vec<SeatState>;
                 let states = if seats_lost {
+                    // Sold where the sales table says so (never offered again), else freed.
                     lost = states
                         .iter()
-                        .map(|s| rules::release_seat(*s, reservation.id))
+                        .zip(&reservation.seat_ids)
+                        .map(|(s, seat)| match sold_elsewhere.get(seat) {
+                            Some(other) => SeatState::Sold {
+                                reservation: *other,
+                            },
+                            None => rules::release_seat(*s, reservation.id),
+                        })
                         .collect();
                     &lost
                 } else {
