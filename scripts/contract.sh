@@ -31,7 +31,7 @@ trap 'for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 serve() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   TICKETING_ADDR="127.0.0.1:$port" TICKETING_ADMIN_TOKEN="$admin" TICKETING_RATE_PER_CLIENT=0 \
-    TICKETING_DEMO_SEATS=200 RUST_LOG=warn target/debug/ticketing-server \
+    TICKETING_DEMO_SEATS=200 TICKETING_PROVIDER=fake RUST_LOG=warn target/debug/ticketing-server \
     > "target/contract-server-$port.log" 2>&1 &
   servers+=($!)
   for _ in $(seq 1 100); do

@@ -1334,4 +1334,12 @@ async fn a_buyer_pays_through_the_provider_and_cancels() {
         )
         .await
         .problem(400, "invalid_request");
+    points_only
+        .post(
+            "/payments/provider/webhook",
+            json!({"key": "charge-00000000-0000-0000-0000-000000000000"}),
+            &[],
+        )
+        .await
+        .problem(404, "not_found");
 }

@@ -312,16 +312,18 @@ impl TicketingService {
     /// repeated webhook changes nothing. Answers the attempt as it stands after; `not_found`
     /// for a key this library never made.
     pub async fn provider_webhook(&self, key: &str) -> Result<PaymentAttempt> {
-        let provider = self.provider()?;
         let id = key
             .strip_prefix("charge-")
             .or_else(|| key.strip_prefix("refund-"))
             .and_then(|id| id.parse::<AttemptId>().ok())
             .ok_or_else(|| Error::not_found("payment attempt", key))?;
+        // The attempt first: a key this library never made is `not_found` whether or not a
+        // provider is configured.
         let attempt = self.store.payment_attempt(id).await?;
         if attempt.key != key {
             return Err(Error::not_found("payment attempt", key));
         }
+        let provider = self.provider()?;
         match (attempt.kind, &attempt.state) {
             // A refund's news: make it again under its key (idempotent), which answers its
             // outcome, and settle that.
