@@ -28,8 +28,8 @@ pub use commands::{
 pub use order::{in_loaded_order, states_in_order};
 pub use provider::{
     BeginDecision, ChargeSettlement, Recovery, begin_provider_payment, cancel_paid_by_provider,
-    check_no_charge_in_flight, paying_charge, recovery_step, refund_attempt, refund_event,
-    refund_on_cancel, settle_charge, settle_refund,
+    charge_to_refund, check_no_charge_in_flight, decide_cancel_refunding, paying_charge,
+    recovery_step, refund_attempt, refund_event, refund_on_cancel, settle_charge, settle_refund,
 };
 pub use sale::{
     check_cancel_before_show, check_sale, check_sale_not_ended, close_sale, sale_end,

@@ -10,8 +10,8 @@ use ticketing_core::{
     AttemptId, Balance, CancelCommand, Catalog, ChargeCommand, Concert, ConcertId, DomainEvent,
     Error, EventKind, FencingToken, HoldCommand, IdempotencyKey, IdempotencyRecord, OptionId,
     OptionSummary, OutboxRecord, PayCommand, Payment, PaymentId, Points, Reservation,
-    ReservationId, ReservationStatus, Result, SaleWindow, Seat, SeatId, SeatState, SeatView,
-    ShowOption, StoredOutcome, TicketStore, UserId, async_trait,
+    ReservationId, Result, SaleWindow, Seat, SeatId, SeatState, SeatView, ShowOption,
+    StoredOutcome, TicketStore, UserId, async_trait,
     rules::{self, Action},
 };
 
@@ -532,28 +532,26 @@ impl TicketStore for MemoryStore {
         let cells = self.inner.seats.cells(&reservation.seat_ids)?;
         // Paid through a provider: the money goes back through it, not to the wallet; decided
         // with the seats, so nothing is written unless all of it is.
-        let charge = rules::paying_charge(&attempts)
-            .filter(|_| reservation.status == ReservationStatus::Confirmed)
-            .cloned();
+        let charge = rules::charge_to_refund(&attempts, &reservation);
         // Negative control: a provider-paid reservation refunded to the wallet, as if paid with
         // points (the provider keeps the money, the buyer gets points): the saga tests must fail.
         #[cfg(ticketing_control = "provider_cancel_to_points")]
-        let charge: Option<ticketing_core::provider::PaymentAttempt> = charge.and(None);
+        let charge: Option<&ticketing_core::provider::PaymentAttempt> = charge.and(None);
         let refund_id = AttemptId::new();
         let (d, refund) = self
             .inner
             .seats
             .transact_decision(&cells, cmd.fence, |states| {
-                let d = rules::decide_cancel(&cmd, &sale, &reservation, balance, states)?;
-                let next = d.seats.clone();
-                let decided = match &charge {
-                    Some(charge) => {
-                        let (d, refund, event) =
-                            rules::cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
-                        (d, Some((refund, event)))
-                    }
-                    None => (d, None),
-                };
+                let decided = rules::decide_cancel_refunding(
+                    &cmd,
+                    &sale,
+                    &reservation,
+                    balance,
+                    states,
+                    charge,
+                    refund_id,
+                )?;
+                let next = decided.0.seats.clone();
                 Ok((decided, next))
             })?;
         book.balance = d.balance;

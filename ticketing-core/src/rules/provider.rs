@@ -182,6 +182,19 @@ pub enum ChargeSettlement {
     },
 }
 
+impl ChargeSettlement {
+    /// The seats' next states, in the reservation's order: `states` (as loaded) when nothing
+    /// changes.
+    pub fn next_seats(&self, states: &[SeatState]) -> Vec<SeatState> {
+        match self {
+            ChargeSettlement::Confirmed { seats, .. }
+            | ChargeSettlement::Released { seats, .. }
+            | ChargeSettlement::RefundDue { seats, .. } => seats.clone(),
+            ChargeSettlement::AlreadySettled => states.to_vec(),
+        }
+    }
+}
+
 /// Decide what the provider's `outcome` of the charge `attempt` does to `reservation` (as
 /// stored) and its seats (in its `seat_ids` order) at `now`, its option's sale window being
 /// `sale`. `balance` is the payer's points balance (untouched; recorded in the payment),
@@ -425,6 +438,46 @@ pub fn cancel_paid_by_provider(
         refund,
         event,
     ))
+}
+
+/// The charge a cancel of `reservation` refunds through the provider: its paying charge
+/// ([`paying_charge`]) if it is confirmed; `None` for a hold or a points payment.
+pub fn charge_to_refund<'a>(
+    attempts: &'a [PaymentAttempt],
+    reservation: &Reservation,
+) -> Option<&'a PaymentAttempt> {
+    paying_charge(attempts).filter(|_| reservation.status == ReservationStatus::Confirmed)
+}
+
+/// A cancel as every store decides it: [`decide_cancel`](crate::rules::decide_cancel), and
+/// when `charge` (from [`charge_to_refund`]) paid the reservation,
+/// [`cancel_paid_by_provider`]: no points back, the refund through the provider (the attempt,
+/// pending, and its event).
+#[allow(clippy::too_many_arguments)]
+pub fn decide_cancel_refunding(
+    cmd: &crate::store::CancelCommand,
+    sale: &SaleWindow,
+    reservation: &Reservation,
+    balance: Points,
+    states: &[SeatState],
+    charge: Option<&PaymentAttempt>,
+    refund_id: AttemptId,
+) -> Result<
+    (
+        crate::rules::CancelDecision,
+        Option<(PaymentAttempt, EventKind)>,
+    ),
+    Error,
+> {
+    let d = crate::rules::decide_cancel(cmd, sale, reservation, balance, states)?;
+    match charge {
+        Some(charge) => {
+            let (d, refund, event) =
+                cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
+            Ok((d, Some((refund, event))))
+        }
+        None => Ok((d, None)),
+    }
 }
 
 /// The charge that paid a reservation, among its attempts: a succeeded charge with no refund

@@ -388,28 +388,39 @@ async fn check_invariants(h: &Harness, m: &Model, ids: &[ReservationId]) -> Resu
     Ok(())
 }
 
-/// A factory as the suite's macro passes it.
-pub type Factory = dyn Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>;
-
-/// Run the model test on a backend: `PROPTEST_CASES` scenarios (default 48) of up to 40 steps.
-pub fn check(factory: impl Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>) {
+/// What a property test over a backend needs: a runtime, the backend (`None` when the factory
+/// has none: the test is skipped) and a runner of `PROPTEST_CASES` scenarios (else
+/// `default_cases`) that persists no failures.
+pub(crate) fn setup(
+    factory: impl Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>,
+    default_cases: u32,
+) -> Option<(tokio::runtime::Runtime, TestBackend, TestRunner)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let Some(backend) = rt.block_on(factory()) else {
-        return;
-    };
+    let backend = rt.block_on(factory())?;
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(48);
-    let mut runner = TestRunner::new(Config {
+        .unwrap_or(default_cases);
+    let runner = TestRunner::new(Config {
         cases,
         failure_persistence: None,
         ..Config::default()
     });
+    Some((rt, backend, runner))
+}
+
+/// A factory as the suite's macro passes it.
+pub type Factory = dyn Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>;
+
+/// Run the model test on a backend: `PROPTEST_CASES` scenarios (default 48) of up to 40 steps.
+pub fn check(factory: impl Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>) {
+    let Some((rt, backend, mut runner)) = setup(factory, 48) else {
+        return;
+    };
     let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
         rt.block_on(async {
             let h = Harness::new(backend.clone()).await;

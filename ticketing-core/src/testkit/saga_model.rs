@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 
 use super::{Harness, TestBackend};
 use crate::domain::{ReservationStatus, SeatStatus};
@@ -361,23 +361,9 @@ async fn run_case(h: &Harness, ops: &[Op]) -> Result<(), String> {
 /// Run the saga property test on a backend: `PROPTEST_CASES` scenarios (default 32) of up to
 /// 30 steps.
 pub fn check(factory: impl Fn() -> Pin<Box<dyn Future<Output = Option<TestBackend>>>>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let Some(backend) = rt.block_on(factory()) else {
+    let Some((rt, backend, mut runner)) = super::model::setup(factory, 32) else {
         return;
     };
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
     let result = runner.run(&prop::collection::vec(op(), 1..30), |ops| {
         rt.block_on(async {
             let h = Harness::new(backend.clone()).await;

@@ -148,12 +148,7 @@ impl MemoryStore {
                 cmd.payment_id,
                 cmd.refund_id,
             )?;
-            let next = match &s {
-                ChargeSettlement::Confirmed { seats, .. }
-                | ChargeSettlement::Released { seats, .. }
-                | ChargeSettlement::RefundDue { seats, .. } => seats.clone(),
-                ChargeSettlement::AlreadySettled => states.to_vec(),
-            };
+            let next = s.next_seats(states);
             Ok((s, next))
         })?;
         let settled = match settled {

@@ -2,13 +2,12 @@
 
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    AttemptId, Balance, CancelCommand, ChargeCommand, Error, HoldCommand, PayCommand, Payment,
-    PaymentId, Reservation, ReservationStatus, Seat, SeatState, StoredOutcome,
+    AttemptId, Balance, CancelCommand, ChargeCommand, HoldCommand, PayCommand, Payment, PaymentId,
+    Reservation, ReservationStatus, Seat, SeatState, StoredOutcome,
 };
 
-use super::sql_lists::values;
 use super::{MySqlStore, commit};
-use crate::error::{Fail, number};
+use crate::error::Fail;
 use crate::rows::{self, micros};
 
 impl MySqlStore {
@@ -93,21 +92,7 @@ impl MySqlStore {
             .bind(micros(payment.created_at))
             .execute(&mut *tx)
             .await?;
-        let seats = &reservation.seat_ids;
-        let mut sales = values(sql!("sales_insert"), seats.len(), 2);
-        for seat in seats {
-            sales = sales.bind(seat.0).bind(reservation.id.0);
-        }
-        if let Err(e) = sales.execute(&mut *tx).await {
-            // The schema's last line of defence: the seat is already sold.
-            return Err(match number(&e) {
-                Some(1062) => Error::SeatUnavailable {
-                    seats: seats.clone(),
-                }
-                .into(),
-                _ => e.into(),
-            });
-        }
+        self.sell(&mut tx, &reservation).await?;
         self.update_reservation(&mut tx, &d.reservation).await?;
         self.ledger(
             &mut tx,
@@ -142,22 +127,20 @@ impl MySqlStore {
         rules::check_no_charge_in_flight(&attempts, Action::Cancel)?;
         // Paid through a provider: the money goes back through it, not to the wallet; decided
         // with the seats, so nothing is written unless all of it is.
-        let charge = rules::paying_charge(&attempts)
-            .filter(|_| reservation.status == ReservationStatus::Confirmed)
-            .cloned();
+        let charge = rules::charge_to_refund(&attempts, &reservation);
         let refund_id = AttemptId::new();
         let (d, refund) = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
-                let d = rules::decide_cancel(cmd, sale, &reservation, balance, states)?;
-                let next = d.seats.clone();
-                let decided = match &charge {
-                    Some(charge) => {
-                        let (d, refund, event) =
-                            rules::cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
-                        (d, Some((refund, event)))
-                    }
-                    None => (d, None),
-                };
+                let decided = rules::decide_cancel_refunding(
+                    cmd,
+                    sale,
+                    &reservation,
+                    balance,
+                    states,
+                    charge,
+                    refund_id,
+                )?;
+                let next = decided.0.seats.clone();
                 Ok((decided, next))
             })
             .await?;

@@ -10,9 +10,9 @@ use ticketing_core::provider::{
 use ticketing_core::rules::{self, ChargeSettlement};
 use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatId, SeatState, StoredOutcome};
 
-use super::sql_lists::{in_list, values};
+use super::sql_lists::in_list;
 use super::{MySqlStore, commit, ids, limit_param};
-use crate::error::{Fail, number};
+use crate::error::Fail;
 use crate::rows::{self, micros};
 
 /// An attempt from its row's `body`.
@@ -184,12 +184,7 @@ impl MySqlStore {
                     cmd.payment_id,
                     cmd.refund_id,
                 )?;
-                let next = match &s {
-                    ChargeSettlement::Confirmed { seats, .. }
-                    | ChargeSettlement::Released { seats, .. }
-                    | ChargeSettlement::RefundDue { seats, .. } => seats.clone(),
-                    ChargeSettlement::AlreadySettled => states.to_vec(),
-                };
+                let next = s.next_seats(states);
                 Ok((s, next))
             })
             .await?;
@@ -211,21 +206,7 @@ impl MySqlStore {
                     .bind(micros(payment.created_at))
                     .execute(&mut *tx)
                     .await?;
-                let seats = &confirmed.seat_ids;
-                let mut sales = values(sql!("sales_insert"), seats.len(), 2);
-                for seat in seats {
-                    sales = sales.bind(seat.0).bind(confirmed.id.0);
-                }
-                if let Err(e) = sales.execute(&mut *tx).await {
-                    // The schema's last line of defence: the seat is already sold.
-                    return Err(match number(&e) {
-                        Some(1062) => Error::SeatUnavailable {
-                            seats: confirmed.seat_ids.clone(),
-                        }
-                        .into(),
-                        _ => e.into(),
-                    });
-                }
+                self.sell(&mut tx, &confirmed).await?;
                 self.update_reservation(&mut tx, &confirmed).await?;
                 self.keep_attempt(&mut tx, &attempt).await?;
                 self.emit(&mut tx, cmd.now, event).await?;

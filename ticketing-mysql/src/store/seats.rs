@@ -7,12 +7,12 @@ use ticketing_core::{
     Error, FencingToken, OptionId, Reservation, Result, SaleWindow, SeatId, SeatState,
 };
 
-use super::sql_lists::in_list;
+use super::sql_lists::{in_list, values};
 use super::{MySqlStore, ids, lost_race, too_many_seats};
 #[cfg(feature = "pessimistic")]
 use crate::LockWait;
 use crate::MySqlStrategy;
-use crate::error::{Fail, lock_not_available};
+use crate::error::{Fail, lock_not_available, number};
 use crate::rows::{self, SeatRow};
 
 impl MySqlStore {
@@ -132,5 +132,27 @@ impl MySqlStore {
             .await?
             .ok_or_else(|| Error::not_found("option", option))?;
         Ok(rows::sale_window(&row)?)
+    }
+
+    /// Record the sale of a reservation's seats. The sales table's key is the schema's last
+    /// line of defence against a double sale: a seat already sold is `seat_unavailable`.
+    pub(super) async fn sell(
+        &self,
+        conn: &mut MySqlConnection,
+        reservation: &Reservation,
+    ) -> Result<(), Fail> {
+        let seats = &reservation.seat_ids;
+        let mut sales = values(sql!("sales_insert"), seats.len(), 2);
+        for seat in seats {
+            sales = sales.bind(seat.0).bind(reservation.id.0);
+        }
+        match sales.execute(&mut *conn).await {
+            Ok(_) => Ok(()),
+            Err(e) if number(&e) == Some(1062) => Err(Error::SeatUnavailable {
+                seats: seats.clone(),
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
     }
 }

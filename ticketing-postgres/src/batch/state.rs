@@ -294,22 +294,20 @@ impl State {
         rules::transition(&reservation, Action::Cancel, cmd.now)?;
         let attempts = self.attempts_of(reservation.id);
         rules::check_no_charge_in_flight(attempts, Action::Cancel)?;
-        let charge = rules::paying_charge(attempts)
-            .filter(|_| reservation.status == ReservationStatus::Confirmed)
-            .cloned();
+        // Paid through a provider: refunded through it, not to the wallet.
+        let charge = rules::charge_to_refund(attempts, &reservation).cloned();
         let balance = self.balance(cmd.user_id)?;
         let (_, states) = self.slots(&reservation.seat_ids, cmd.fence)?;
         let sale = self.sale_window(reservation.option_id)?;
-        let d = rules::decide_cancel(cmd, &sale, &reservation, balance, &states)?;
-        // Paid through a provider: refunded through it, not to the wallet.
-        let (d, refund) = match &charge {
-            Some(charge) => {
-                let (d, refund, event) =
-                    rules::cancel_paid_by_provider(d, balance, charge, cmd.now, AttemptId::new())?;
-                (d, Some((refund, event)))
-            }
-            None => (d, None),
-        };
+        let (d, refund) = rules::decide_cancel_refunding(
+            cmd,
+            &sale,
+            &reservation,
+            balance,
+            &states,
+            charge.as_ref(),
+            AttemptId::new(),
+        )?;
         self.set_seats(&reservation.seat_ids, &d.seats, cmd.fence);
         if d.refund.is_positive() {
             self.wallets.insert(cmd.user_id, d.balance);

@@ -2,12 +2,12 @@
 
 use ticketing_core::rules::{self, Action};
 use ticketing_core::{
-    AttemptId, Balance, CancelCommand, ChargeCommand, Error, HoldCommand, PayCommand, Payment,
-    PaymentId, Reservation, ReservationStatus, Result, Seat, SeatState, StoredOutcome,
+    AttemptId, Balance, CancelCommand, ChargeCommand, HoldCommand, PayCommand, Payment, PaymentId,
+    Reservation, ReservationStatus, Result, Seat, SeatState, StoredOutcome,
 };
 
 use super::{PgStore, commit, ids};
-use crate::error::{Fail, code};
+use crate::error::Fail;
 
 impl PgStore {
     pub(super) async fn try_hold(&self, cmd: &HoldCommand) -> Result<Reservation, Fail> {
@@ -95,21 +95,7 @@ impl PgStore {
             .bind(payment.created_at)
             .execute(&mut *tx)
             .await?;
-        if let Err(e) = sqlx::query(sql!("sales_insert"))
-            .bind(ids(&reservation.seat_ids))
-            .bind(reservation.id.0)
-            .execute(&mut *tx)
-            .await
-        {
-            // The schema's last line of defence: the seat is already sold.
-            return Err(match code(&e).as_deref() {
-                Some("23505") => Error::SeatUnavailable {
-                    seats: reservation.seat_ids.clone(),
-                }
-                .into(),
-                _ => e.into(),
-            });
-        }
+        self.sell(&mut tx, &reservation).await?;
         self.update_reservation(&mut tx, &d.reservation).await?;
         self.ledger(
             &mut tx,
@@ -144,22 +130,20 @@ impl PgStore {
         rules::check_no_charge_in_flight(&attempts, Action::Cancel)?;
         // Paid through a provider: the money goes back through it, not to the wallet; decided
         // with the seats, so nothing is written unless all of it is.
-        let charge = rules::paying_charge(&attempts)
-            .filter(|_| reservation.status == ReservationStatus::Confirmed)
-            .cloned();
+        let charge = rules::charge_to_refund(&attempts, &reservation);
         let refund_id = AttemptId::new();
         let (d, refund) = self
             .on_seats(&mut tx, &reservation, cmd.fence, |states, sale| {
-                let d = rules::decide_cancel(cmd, sale, &reservation, balance, states)?;
-                let next = d.seats.clone();
-                let decided = match &charge {
-                    Some(charge) => {
-                        let (d, refund, event) =
-                            rules::cancel_paid_by_provider(d, balance, charge, cmd.now, refund_id)?;
-                        (d, Some((refund, event)))
-                    }
-                    None => (d, None),
-                };
+                let decided = rules::decide_cancel_refunding(
+                    cmd,
+                    sale,
+                    &reservation,
+                    balance,
+                    states,
+                    charge,
+                    refund_id,
+                )?;
+                let next = decided.0.seats.clone();
                 Ok((decided, next))
             })
             .await?;

@@ -12,7 +12,7 @@ use ticketing_core::rules::{self, ChargeSettlement};
 use ticketing_core::{AttemptId, Error, ReservationId, Result, SeatId, SeatState, StoredOutcome};
 
 use super::{PgStore, commit, ids};
-use crate::error::{Fail, code};
+use crate::error::Fail;
 
 impl PgStore {
     /// The attempts of one reservation, oldest first.
@@ -181,12 +181,7 @@ impl PgStore {
                     cmd.payment_id,
                     cmd.refund_id,
                 )?;
-                let next = match &s {
-                    ChargeSettlement::Confirmed { seats, .. }
-                    | ChargeSettlement::Released { seats, .. }
-                    | ChargeSettlement::RefundDue { seats, .. } => seats.clone(),
-                    ChargeSettlement::AlreadySettled => states.to_vec(),
-                };
+                let next = s.next_seats(states);
                 Ok((s, next))
             })
             .await?;
@@ -208,21 +203,7 @@ impl PgStore {
                     .bind(payment.created_at)
                     .execute(&mut *tx)
                     .await?;
-                if let Err(e) = sqlx::query(sql!("sales_insert"))
-                    .bind(ids(&confirmed.seat_ids))
-                    .bind(confirmed.id.0)
-                    .execute(&mut *tx)
-                    .await
-                {
-                    // The schema's last line of defence: the seat is already sold.
-                    return Err(match code(&e).as_deref() {
-                        Some("23505") => Error::SeatUnavailable {
-                            seats: confirmed.seat_ids.clone(),
-                        }
-                        .into(),
-                        _ => e.into(),
-                    });
-                }
+                self.sell(&mut tx, &confirmed).await?;
                 self.update_reservation(&mut tx, &confirmed).await?;
                 self.keep_attempt(&mut tx, &attempt).await?;
                 self.emit(&mut tx, cmd.now, event).await?;

@@ -129,4 +129,26 @@ impl PgStore {
             .ok_or_else(|| Error::not_found("option", option))?;
         Ok(rows::sale_window(&row)?)
     }
+
+    /// Record the sale of a reservation's seats. The sales table's key is the schema's last
+    /// line of defence against a double sale: a seat already sold is `seat_unavailable`.
+    pub(super) async fn sell(
+        &self,
+        conn: &mut PgConnection,
+        reservation: &Reservation,
+    ) -> Result<(), Fail> {
+        match sqlx::query(sql!("sales_insert"))
+            .bind(ids(&reservation.seat_ids))
+            .bind(reservation.id.0)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if code(&e).as_deref() == Some("23505") => Err(Error::SeatUnavailable {
+                seats: reservation.seat_ids.clone(),
+            }
+            .into()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }

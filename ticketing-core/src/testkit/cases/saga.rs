@@ -22,6 +22,21 @@ fn service(h: &Harness, fake: &FakeProvider) -> TicketingService {
         .with_provider(Arc::new(fake.clone()))
 }
 
+/// Pay `reservation` through the provider as `user`, expecting it left pending; the attempt.
+async fn pay_pending(
+    svc: &TicketingService,
+    user: crate::ids::UserId,
+    reservation: crate::ids::ReservationId,
+) -> crate::provider::PaymentAttempt {
+    match svc
+        .pay_by_provider(PayRequest::new(user, reservation))
+        .await
+    {
+        Ok(ProviderPayment::Pending(attempt)) => attempt,
+        other => panic!("expected pending, got {other:?}"),
+    }
+}
+
 /// The books of one reservation: the provider's net (captured minus refunded) over every
 /// charge made for it equals its amount if it is sold through the provider, else 0.
 async fn assert_books(h: &Harness, fake: &FakeProvider, id: crate::ids::ReservationId) -> Points {
@@ -100,13 +115,7 @@ pub async fn a_late_capture_reported_twice_confirms_once(b: TestBackend) {
     let u = h.user(1);
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
     h.clock.set(r.expires_at - Duration::seconds(30));
-    let pending = svc
-        .pay_by_provider(PayRequest::new(u, r.id))
-        .await
-        .expect("pending");
-    let ProviderPayment::Pending(attempt) = pending else {
-        panic!("expected pending, got {pending:?}");
-    };
+    let attempt = pay_pending(&svc, u, r.id).await;
     h.clock.advance(Duration::minutes(1));
     assert_eq!(
         h.statuses(&[h.seats[0]]).await,
@@ -138,10 +147,7 @@ pub async fn a_lost_answer_is_found_and_confirmed_by_recovery(b: TestBackend) {
     let svc = service(&h, &fake);
     let u = h.user(1);
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
-    assert!(matches!(
-        svc.pay_by_provider(PayRequest::new(u, r.id)).await,
-        Ok(ProviderPayment::Pending(_))
-    ));
+    pay_pending(&svc, u, r.id).await;
     let early = svc
         .recover_payments(100, Duration::minutes(1))
         .await
@@ -168,10 +174,7 @@ pub async fn an_unknown_charge_past_its_deadline_is_voided_and_released(b: TestB
     let svc = service(&h, &fake);
     let u = h.user(1);
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
-    let Ok(ProviderPayment::Pending(attempt)) = svc.pay_by_provider(PayRequest::new(u, r.id)).await
-    else {
-        panic!("expected pending");
-    };
+    let attempt = pay_pending(&svc, u, r.id).await;
     h.clock.set(attempt.deadline);
     let report = svc
         .recover_payments(100, Duration::seconds(30))
@@ -199,10 +202,7 @@ pub async fn a_capture_after_the_deadline_is_refunded_by_recovery(b: TestBackend
     let svc = service(&h, &fake);
     let u = h.user(1);
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
-    let Ok(ProviderPayment::Pending(attempt)) = svc.pay_by_provider(PayRequest::new(u, r.id)).await
-    else {
-        panic!("expected pending");
-    };
+    let attempt = pay_pending(&svc, u, r.id).await;
     h.clock.set(attempt.deadline + Duration::seconds(1));
     fake.deliver_late();
     let report = svc
@@ -302,10 +302,7 @@ pub async fn concurrent_answers_settle_a_charge_once(b: TestBackend) {
     let svc = service(&h, &fake);
     let u = h.user(1);
     let r = h.hold(u, &[h.seats[0]]).await.expect("hold");
-    let Ok(ProviderPayment::Pending(attempt)) = svc.pay_by_provider(PayRequest::new(u, r.id)).await
-    else {
-        panic!("expected pending");
-    };
+    let attempt = pay_pending(&svc, u, r.id).await;
     let tasks: Vec<_> = (0..12)
         .map(|i| {
             let (svc, key) = (svc.clone(), attempt.key.clone());
