@@ -655,17 +655,30 @@ async fn admit_everyone(args: &Args, target: &Target, stats: &Arc<Stats>) {
     }
 }
 
+/// PostgreSQL's count of WAL records and bytes written so far (all databases of the server):
+/// read before and after the timed part, it says how much the database logged per operation.
+async fn wal_written(pool: Option<&sqlx::PgPool>) -> Option<(i64, i64)> {
+    sqlx::query_as::<_, (i64, i64)>(
+        "SELECT wal_records::BIGINT, wal_bytes::BIGINT FROM pg_stat_wal",
+    )
+    .fetch_one(pool?)
+    .await
+    .ok()
+}
+
 async fn run(
     args: &Args,
     label: &str,
     target: Target,
     store: Option<Arc<dyn TicketStore>>,
+    pg_admin: Option<&sqlx::PgPool>,
 ) -> Result<Value, BoxError> {
     let stats = Arc::new(Stats::default());
     if let Target::Http { .. } = target {
         admit_everyone(args, &target, &stats).await;
     }
     let next_buyer = Arc::new(AtomicU64::new(0));
+    let wal_before = wal_written(pg_admin).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.max_seconds);
     let bar = if args.quiet || args.json {
@@ -704,6 +717,10 @@ async fn run(
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
+    let wal = match (wal_before, wal_written(pg_admin).await) {
+        (Some(b), Some(a)) => json!({"records": a.0 - b.0, "bytes": a.1 - b.1}),
+        _ => json!(null),
+    };
     let charged = if args.holds_only { 0 } else { CHARGE };
     let books = check_books(&target, store.as_ref(), &stats, charged).await?;
     // What the fake provider keeps (captured minus refunded, over every charge it saw) must be
@@ -748,6 +765,7 @@ async fn run(
         "pay_by": format!("{:?}", args.pay_by).to_lowercase(),
         "provider_latency_ms": args.provider_latency_ms,
         "provider_kept": provider_kept,
+        "wal": wal,
     }))
 }
 
@@ -883,7 +901,7 @@ async fn main() -> Result<(), BoxError> {
             http: reqwest::Client::new(),
             base: format!("{}/api/ticketing", url.trim_end_matches('/')),
         };
-        rows.push(run(&args, "http", target, None).await?);
+        rows.push(run(&args, "http", target, None, None).await?);
     } else {
         for &strategy in &args.strategy {
             let label = format!("{:?}/{:?}", args.store, strategy).to_lowercase();
@@ -937,7 +955,11 @@ async fn main() -> Result<(), BoxError> {
                     return Err(e);
                 }
             };
-            let row = run(&args, &label, target, Some(store)).await;
+            let pg_admin = match &admin {
+                Some(Admin::Pg(pool)) => Some(pool),
+                _ => None,
+            };
+            let row = run(&args, &label, target, Some(store), pg_admin).await;
             match (schema, admin) {
                 (Some(schema), Some(Admin::Pg(admin))) => {
                     sqlx::query(sqlx::AssertSqlSafe(format!(

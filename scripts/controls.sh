@@ -47,6 +47,17 @@ else
   [ "${TICKETING_REQUIRE_SERVICES:-}" = 1 ] && status=1
 fi
 
+# PostgreSQL without the per-user lock (the advisory lock of migration 20261206000001) for holds,
+# per command and in batches: the tests where a hold of a user parked inside its transaction must
+# keep a second hold of that user waiting (each pairing of the two paths) must fail.
+if [ -n "${DATABASE_URL:-}" ]; then
+  expect_failure no_user_lock env RUSTFLAGS='--cfg ticketing_control="no_user_lock"' \
+    cargo test -p ticketing-postgres --test user_lock --target-dir target/control
+else
+  echo "control no_user_lock: not run (DATABASE_URL is not set)"
+  [ "${TICKETING_REQUIRE_SERVICES:-}" = 1 ] && status=1
+fi
+
 # The memory store refunding a provider-paid reservation's cancel to the wallet instead of
 # through the provider: the provider payment tests (the saga's property test among them) must fail.
 expect_failure provider_cancel_to_points env RUSTFLAGS='--cfg ticketing_control="provider_cancel_to_points"' \

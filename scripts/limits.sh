@@ -135,10 +135,21 @@ UPDATE ticketing_limits.seats SET status = 'held', reservation_id = gen_random_u
 SQL
 sed 's/random(1, 10000)/1/' "$work/a.sql" > "$work/c.sql"
 
-tps() { pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECS" -f "$1" "$DB" 2>/dev/null \
-          | awk '/^tps/ {printf "%.0f\n", $3; exit}'; }
+# Transactions per second of one script, and the WAL records PostgreSQL wrote per transaction
+# (pg_stat_wal, read before and after: what the database logs for one write).
+wal_records() { psql "$DB" -qAtc "SELECT wal_records FROM pg_stat_wal"; }
+tps() {
+  local before out
+  before=$(wal_records)
+  out=$(pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECS" -f "$1" "$DB" 2>/dev/null)
+  printf '%s\n' "$out" | awk -v w="$(( $(wal_records) - before ))" '
+    /^number of transactions actually processed/ {n = $NF}
+    /^tps/ {t = $3}
+    END {printf "%.0f %.2f\n", t, (n ? w / n : 0)}'
+}
 echo "measuring PostgreSQL limits (${SECS}s each, ${CLIENTS} clients) ..." >&2
-A=$(tps "$work/a.sql"); B=$(tps "$work/b.sql"); C=$(tps "$work/c.sql")
+read -r A A_WAL < <(tps "$work/a.sql"); read -r B B_WAL < <(tps "$work/b.sql")
+read -r C C_WAL < <(tps "$work/c.sql")
 
 HOST=$(echo "$REDIS" | sed -E 's#redis://([^:/]+).*#\1#'); PORT=$(echo "$REDIS" | sed -E 's#.*:([0-9]+).*#\1#')
 SCRIPT="if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', 5000) return 1"
@@ -173,9 +184,10 @@ HOT_PG=$($RUSH --store postgres --strategy pessimistic --buyers 2000 --seats 1 \
 HOT_DL=$($RUSH --store postgres --strategy distributed-lock --buyers 2000 --seats 1 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
 
-python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" "$PG_BATCH" "$SWEEP" "$PG_BATCH_W" <<'PY'
+python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" "$PG_BATCH" "$SWEEP" "$PG_BATCH_W" "$A_WAL" "$B_WAL" <<'PY'
 import json, sys
 a, b, c, d = (float(x or 0) for x in sys.argv[1:5])
+a_wal, b_wal = (float(x or 0) for x in sys.argv[11:13])
 pg, hot_pg, hot_dl, pg_batch = (json.loads(x)["runs"] for x in sys.argv[5:9])
 sweep = [w.split(":") for w in sys.argv[9].split()]
 pg_batch_w = json.loads(sys.argv[10])["runs"]
@@ -195,6 +207,14 @@ rows = [("postgres pessimistic, 10k seats", rate(pg[0]), "a", a),
         ("distributed lock (Redis) + postgres, one hot seat", rate(hot_dl[0]), "c", c)]
 for name, v, lim, lv in rows:
     print(f"{name:<52}{v:>12.0f}{lim:>8}{(v / lv if lv else 0):>8.2f}")
+# What PostgreSQL logs per write: the limits write one row per transaction; a hold writes the
+# seat, the reservation and its outbox event, and the index entries of each.
+per_hold = lambda r: (r["wal"]["records"] / r["holds"]) if r.get("wal") and r["holds"] else 0
+print(f"\n{'WAL records per write (pg_stat_wal)':<52}{'records':>12}")
+for name, v in [("(a) per transaction", a_wal), ("(b) per call", b_wal),
+                ("postgres pessimistic, per hold made", per_hold(pg[0])),
+                ("postgres batched (NOWAIT), per hold made, 200k seats", per_hold(pg_batch_w[0]))]:
+    print(f"{name:<52}{v:>12.2f}")
 hot = rate(hot_dl[0]) / rate(hot_pg[0]) if rate(hot_pg[0]) else 0
 print(f"\ndistributed lock vs pessimistic on one hot seat: {hot:.2f}x")
 print("\nholds/s (p99 ms) against buyers in flight, pessimistic NOWAIT, 10k seats")

@@ -1,3 +1,3 @@
--- Lock the user's wallet row: every change of one user's wallet, reservations and idempotency
--- keys happens under this row lock, taken before any seat lock. No row: see wallet_create.sql.
-SELECT balance FROM wallets WHERE user_id = $1 FOR UPDATE
+-- The per-user lock, then the user's wallet row (created at 0 if there is none), locked;
+-- returns the balance (migration 20261206000001_user_locks.sql).
+SELECT lock_wallet($1)

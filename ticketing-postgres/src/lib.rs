@@ -102,8 +102,8 @@ pub struct PgConfig {
     /// Group commit: `Some` runs holds, payments, cancels and charges in shared transactions
     /// (see [`BatchConfig`]); `None` runs each in a transaction of its own.
     ///
-    /// In batched mode every batch locks the rows it needs (wallets, reservations, seats, in
-    /// that order, each ascending), whatever the strategy; the strategy decides only whether a
+    /// In batched mode every batch takes what it needs in one order (its users' per-user locks,
+    /// then wallets, reservations, seats, each ascending), whatever the strategy; the strategy decides only whether a
     /// seat another transaction has locked is waited for (`Optimistic`, `Pessimistic { Wait }`)
     /// or skipped and its holds answered `seat_unavailable` at once (`Pessimistic { NoWait }`).
     pub batch: Option<BatchConfig>,

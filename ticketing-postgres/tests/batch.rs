@@ -367,8 +367,8 @@ async fn one_idempotency_key_twice_in_one_batch_holds_once() {
     assert_eq!(n, 1);
 }
 
-/// A second plug user: a batch that contains its charge waits on it after having locked the
-/// wallets of lower user ids.
+/// A second plug user: a batch that contains its charge waits on its wallet after having taken
+/// its other users' locks.
 const PLUG2: UserId = UserId(999_998);
 
 /// Kill the batch's connection while it waits on `PLUG2`, `times` times; returns the answers.
@@ -405,8 +405,8 @@ async fn killed_batch(f: &Fixture, times: usize) -> Vec<Result<(), Error>> {
         async move { charge(&s, PLUG2, 1).await.map(|_| ()) }
     });
     f.queued(3).await;
-    // The worker finishes the plug's batch and takes the three: that batch locks the wallets
-    // of users 20 and 21, then waits on plug 2's.
+    // The worker finishes the plug's batch and takes the three: that batch takes the per-user
+    // locks of users 20, 21 and plug 2 and user 21's wallet, then waits on plug 2's wallet.
     f.pull(plug, 3).await;
     let mut killed = Vec::new();
     while killed.len() < times {

@@ -9,8 +9,8 @@
 //!   refuses its stale fencing token (`409 lock_lost`) instead of writing.
 //!
 //! Both pause a server at an exact point from outside, without test hooks in the server: a
-//! trigger that sleeps in the payment insert, and a row lock on the holder's wallet (the first
-//! row a hold locks, after the lease is taken).
+//! trigger that sleeps in the payment insert, and the holder's per-user lock (`lock_user`, the
+//! first lock a hold takes in the store, after the lease is taken).
 
 mod process_common;
 
@@ -251,7 +251,7 @@ async fn a_paused_lock_holder_cannot_write_after_its_lease_lapsed() {
     let (p_token, q_token) = (tokens[0].clone(), tokens[1].clone());
 
     // Pause P's hold on the paused instance right after it took the lease: its first store
-    // step waits for P's wallet row, which the test holds.
+    // step waits for P's per-user lock, which the test holds.
     let mut blocker = shared.admin.begin().await.expect("begin");
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "SET LOCAL search_path = \"{}\"",
@@ -260,11 +260,11 @@ async fn a_paused_lock_holder_cannot_write_after_its_lease_lapsed() {
     .execute(&mut *blocker)
     .await
     .expect("search path");
-    sqlx::query("SELECT balance FROM wallets WHERE user_id = $1 FOR UPDATE")
+    sqlx::query("SELECT lock_user($1)")
         .bind(p)
         .execute(&mut *blocker)
         .await
-        .expect("lock P's wallet");
+        .expect("take P's per-user lock");
     let holding = {
         let (http, url, token) = (
             http.clone(),
@@ -314,7 +314,7 @@ async fn a_paused_lock_holder_cannot_write_after_its_lease_lapsed() {
 
     // P wakes up with a stale token. Without the fence it would now take the free seat under a
     // lease it no longer has.
-    blocker.rollback().await.expect("release P's wallet");
+    blocker.rollback().await.expect("release P's per-user lock");
     let (status, answer) = holding.await.expect("P's request");
     assert_eq!(status, 409, "{answer}");
     assert_eq!(answer["code"], "lock_lost", "{answer}");

@@ -17,7 +17,7 @@ macro_rules! sql {
     };
 }
 
-/// Load and lock, in the one global order (wallets, reservations, seats; each ascending), every
+/// Load and lock, in the one global order (users, wallets, reservations, seats; each ascending), every
 /// row the commands need: one call of the `batch_load` function (its migration says what it
 /// returns). `skip_locked`: seats wanted only by holds are skipped if another transaction has
 /// them locked (the NOWAIT flavour).
@@ -27,6 +27,15 @@ pub(crate) async fn load(
     skip_locked: bool,
 ) -> Result<State, sqlx::Error> {
     let users: BTreeSet<i64> = cmds.iter().map(|c| c.user().0).collect();
+    // Negative control: no per-user lock (scripts/controls.sh).
+    #[cfg(ticketing_control = "no_user_lock")]
+    let users: BTreeSet<i64> = users.into_iter().filter(|_| false).collect();
+    // Holds read no wallet: only payments, cancels and charges lock (and create) one.
+    let wallets: BTreeSet<i64> = cmds
+        .iter()
+        .filter(|c| !matches!(c, Command::Hold(_)))
+        .map(|c| c.user().0)
+        .collect();
     let named: BTreeSet<uuid::Uuid> = cmds
         .iter()
         .filter_map(|c| c.reservation())
@@ -55,6 +64,7 @@ pub(crate) async fn load(
     let named_ids: Vec<uuid::Uuid> = named.into_iter().collect();
     let found = sqlx::query(sql!("batch_load"))
         .bind(users.into_iter().collect::<Vec<_>>())
+        .bind(wallets.into_iter().collect::<Vec<_>>())
         .bind(&named_ids)
         .bind(capped.into_iter().collect::<Vec<_>>())
         .bind(held.into_iter().collect::<Vec<_>>())

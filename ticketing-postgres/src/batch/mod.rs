@@ -3,8 +3,9 @@
 //! Commands go to a queue served by a few workers. A free worker takes whatever is queued, up to
 //! [`BatchConfig::max_batch`] (smart batching: no timer, so a lone command is not delayed and
 //! batches grow only under load), and runs the batch as one transaction of a constant number of
-//! set-based statements: load and lock every row the batch needs in one global order (wallets,
-//! reservations, seats; each ascending, so batches never deadlock each other), decide each
+//! set-based statements: load and lock every row the batch needs in one global order (its users'
+//! per-user locks, then wallets, reservations, seats; each ascending, so batches never deadlock
+//! each other), decide each
 //! command in arrival order with `ticketing_core::rules` over what the commands before it left,
 //! write what changed, commit once.
 //!
@@ -292,12 +293,13 @@ impl Worker {
     }
 }
 
-/// Whether a failed statement may be some command's fault, so that splitting the batch lets
-/// the others through: a data error (SQLSTATE classes 22 and 23). Lost connections, timeouts,
-/// deadlocks and lack of resources would fail every half alike: they are answered at once
-/// (after the one re-run).
+/// Whether a failed statement may be some command's fault, or the batch's size, so that
+/// splitting the batch lets the others through: a data error (SQLSTATE classes 22 and 23), or
+/// PostgreSQL's lock table full (53200: a batch takes one per-user lock per distinct user, and
+/// a half takes fewer). Lost connections, timeouts, deadlocks and other lack of resources would
+/// fail every half alike: they are answered at once (after the one re-run).
 fn commands_may_be_at_fault(e: &sqlx::Error) -> bool {
-    matches!(code(e).as_deref(), Some(c) if c.starts_with("22") || c.starts_with("23"))
+    matches!(code(e).as_deref(), Some(c) if c.starts_with("22") || c.starts_with("23") || c == "53200")
 }
 
 /// Re-runs of a batch whose connection was lost before its commit (pauses 10, 40, 160 ms).

@@ -34,7 +34,7 @@ pub(crate) enum Outcome {
 }
 
 impl Command {
-    /// The user whose wallet row serialises the command (the payer or canceller must own the
+    /// The user whose per-user lock serialises the command (the payer or canceller must own the
     /// reservation, or the command is refused without touching anything).
     pub(crate) fn user(&self) -> UserId {
         match self {

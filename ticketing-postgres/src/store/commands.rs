@@ -181,7 +181,7 @@ impl PgStore {
 
     pub(super) async fn try_charge(&self, cmd: &ChargeCommand) -> Result<Balance, Fail> {
         let mut tx = self.begin().await?;
-        let balance = self.lock_user(&mut tx, cmd.user_id).await?;
+        let balance = self.lock_wallet(&mut tx, cmd.user_id).await?;
         if let Some(outcome) = self.replay(&mut tx, cmd.idempotency.as_ref()).await? {
             return Ok(outcome.into_charge()?);
         }

@@ -1,5 +1,5 @@
 //! Payments through a provider (docs/payments.md): each step one transaction under the
-//! owner's wallet lock (and the seats'), decided by `rules::provider`; the provider is called
+//! owner's per-user lock (and the seats'), decided by `rules::provider`; the provider is called
 //! between them, never inside one.
 
 use sqlx::types::Json;
@@ -122,7 +122,7 @@ impl PgStore {
     ) -> Result<ChargeSettled, Fail> {
         let mut tx = self.begin().await?;
         let owner = self.attempt(&mut tx, cmd.attempt_id).await?.user_id;
-        let balance = self.lock_user(&mut tx, owner).await?;
+        let balance = self.lock_wallet(&mut tx, owner).await?;
         // Read again under the owner's lock: a concurrent settle of it has finished.
         let attempt = self.attempt(&mut tx, cmd.attempt_id).await?;
         // A second answer that agrees with the first touches nothing, not even the seats.

@@ -1,4 +1,4 @@
-//! Wallets: the per-user lock (the wallet row), balances and the ledger.
+//! The per-user lock, wallets, balances and the ledger.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -9,8 +9,8 @@ use super::PgStore;
 use crate::error::Fail;
 
 impl PgStore {
-    /// Check that `user` owns the reservation (`forbidden` otherwise), then lock the user as
-    /// [`Self::lock_user`] does; returns the balance.
+    /// Check that `user` owns the reservation (`forbidden` otherwise), then lock the user and
+    /// the wallet as [`Self::lock_wallet`] does; returns the balance.
     pub(super) async fn lock_owner(
         &self,
         conn: &mut PgConnection,
@@ -21,25 +21,42 @@ impl PgStore {
         if peek.user_id != user {
             return Err(Error::Forbidden.into());
         }
-        self.lock_user(conn, user).await
+        self.lock_wallet(conn, user).await
     }
 
-    /// Lock the user's wallet row (creating it at 0 if there is none); returns the balance.
-    /// An existing wallet is locked without being written.
+    /// Take the per-user lock (a transaction-level advisory lock, the migration
+    /// `20261206000001_user_locks.sql` says why): every change of one user's reservations,
+    /// idempotency keys and wallet happens under it, taken before any row lock. Writes nothing.
     pub(super) async fn lock_user(
         &self,
         conn: &mut PgConnection,
         user: UserId,
-    ) -> Result<Points, Fail> {
-        let lock = || sqlx::query_scalar::<_, i64>(sql!("wallet_lock")).bind(user.0);
-        if let Some(balance) = lock().fetch_optional(&mut *conn).await? {
-            return Ok(Points(balance));
+    ) -> Result<(), Fail> {
+        // Negative control: no per-user lock for holds (scripts/controls.sh).
+        #[cfg(ticketing_control = "no_user_lock")]
+        if true {
+            let _ = (conn, user);
+            return Ok(());
         }
-        sqlx::query(sql!("wallet_create"))
+        sqlx::query(sql!("user_lock"))
             .bind(user.0)
             .execute(&mut *conn)
             .await?;
-        Ok(Points(lock().fetch_one(&mut *conn).await?))
+        Ok(())
+    }
+
+    /// Take the per-user lock, then lock the user's wallet row (creating it at 0 if there is
+    /// none), in one round trip; returns the balance.
+    pub(super) async fn lock_wallet(
+        &self,
+        conn: &mut PgConnection,
+        user: UserId,
+    ) -> Result<Points, Fail> {
+        let balance = sqlx::query_scalar::<_, i64>(sql!("wallet_lock"))
+            .bind(user.0)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Points(balance))
     }
 
     pub(super) async fn ledger(
