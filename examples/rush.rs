@@ -655,15 +655,24 @@ async fn admit_everyone(args: &Args, target: &Target, stats: &Arc<Stats>) {
     }
 }
 
-/// PostgreSQL's count of WAL records and bytes written so far (all databases of the server):
-/// read before and after the timed part, it says how much the database logged per operation.
-async fn wal_written(pool: Option<&sqlx::PgPool>) -> Option<(i64, i64)> {
-    sqlx::query_as::<_, (i64, i64)>(
-        "SELECT wal_records::BIGINT, wal_bytes::BIGINT FROM pg_stat_wal",
-    )
-    .fetch_one(pool?)
-    .await
-    .ok()
+/// PostgreSQL's WAL insert position (exact at once, unlike the statistics views, which a
+/// backend updates at most once a second): read before and after the timed part, the range
+/// says how much the database logged (`pg_waldump --stats -s FROM -e TO` counts its records).
+async fn wal_position(pool: Option<&sqlx::PgPool>) -> Option<String> {
+    sqlx::query_scalar::<_, String>("SELECT pg_current_wal_insert_lsn()::TEXT")
+        .fetch_one(pool?)
+        .await
+        .ok()
+}
+
+/// The bytes of WAL between two positions.
+async fn wal_bytes(pool: Option<&sqlx::PgPool>, from: &str, to: &str) -> Option<i64> {
+    sqlx::query_scalar::<_, i64>("SELECT pg_wal_lsn_diff($2::pg_lsn, $1::pg_lsn)::BIGINT")
+        .bind(from)
+        .bind(to)
+        .fetch_one(pool?)
+        .await
+        .ok()
 }
 
 async fn run(
@@ -678,7 +687,7 @@ async fn run(
         admit_everyone(args, &target, &stats).await;
     }
     let next_buyer = Arc::new(AtomicU64::new(0));
-    let wal_before = wal_written(pg_admin).await;
+    let wal_from = wal_position(pg_admin).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.max_seconds);
     let bar = if args.quiet || args.json {
@@ -717,8 +726,11 @@ async fn run(
     }
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
-    let wal = match (wal_before, wal_written(pg_admin).await) {
-        (Some(b), Some(a)) => json!({"records": a.0 - b.0, "bytes": a.1 - b.1}),
+    let wal = match (wal_from, wal_position(pg_admin).await) {
+        (Some(from), Some(to)) => {
+            let bytes = wal_bytes(pg_admin, &from, &to).await;
+            json!({"from": from, "to": to, "bytes": bytes})
+        }
         _ => json!(null),
     };
     let charged = if args.holds_only { 0 } else { CHARGE };

@@ -9,7 +9,7 @@
 # admission wide open, 100,000 seats; the rush tool admits its buyers through the waiting room
 # (not timed), then each buyer charges, holds, pays (90 %) and cancels (10 % of the paid). Server,
 # database and rush tool share this machine's cores. Prints paid buyers/s, the hold and pay
-# latencies, the books, the limit (b) and the WAL records the database wrote per paid buyer.
+# latencies, the books, the limit (b) and the WAL the database wrote per paid buyer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DB=${DATABASE_URL:?DATABASE_URL is needed}
@@ -33,7 +33,7 @@ cargo build --release --quiet -p ticketing-server
 cargo build --release --quiet --example rush
 
 # (b) of scripts/limits.sh: one conditional UPDATE per call, 16 clients, 5 s.
-psql "$DB" -q >/dev/null <<SQL
+psql "$DB" -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
 CREATE SCHEMA ticketing_flow_limit_$$;
 CREATE TABLE ticketing_flow_limit_$$.seats (
   id BIGINT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'available', reservation_id UUID,
@@ -56,21 +56,37 @@ DATABASE_URL="$DB${sep}options[search_path]=$schema" TICKETING_STORE=postgres \
   TICKETING_DEMO_CONCERTS=1 TICKETING_DEMO_SEATS=100000 RUST_LOG=warn \
   target/release/ticketing-server >"$work/server.log" 2>&1 &
 srv=$!
+ready=""
 for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1 && break
   kill -0 "$srv" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  if curl -fsS "http://127.0.0.1:$PORT/health/ready" >/dev/null 2>&1; then ready=1; break; fi
   sleep 0.2
 done
-wal() { psql "$DB" -qAtc "SELECT wal_records FROM pg_stat_wal"; }
-# The WAL is read around the whole rush (admission included: the memory queue writes none).
-w0=$(wal)
+# Ready, and it is this run's server (not another one on the port).
+if [ -z "$ready" ] || ! kill -0 "$srv" 2>/dev/null; then
+  echo "the server did not become ready on port $PORT" >&2; cat "$work/server.log" >&2; exit 1
+fi
+# The WAL between two insert positions (exact at once): around the whole rush (admission
+# included: the memory queue writes none); in records when pg_waldump can read pg_wal.
+pos() { psql "$DB" -qAtc "SELECT pg_current_wal_insert_lsn()"; }
+from=$(pos)
 target/release/examples/rush --http "http://127.0.0.1:$PORT" --buyers "$BUYERS" --seats 100000 \
   --concurrency "$INFLIGHT" --max-seconds "$SECS" --json --quiet >"$work/rush.json"
-w1=$(wal)
-python3 - "$work/rush.json" "$B" "$((w1 - w0))" "$INFLIGHT" "$BATCH" <<'PY'
+to=$(pos)
+bytes=$(psql "$DB" -qAtc "SELECT pg_wal_lsn_diff('$to', '$from')::BIGINT")
+WALDUMP=$(command -v pg_waldump || ls /usr/lib/postgresql/*/bin/pg_waldump 2>/dev/null | tail -n 1 || true)
+PGWAL="$(psql "$DB" -qAtc "SHOW data_directory" 2>/dev/null || true)/pg_wal"
+records=-
+if [ -n "$WALDUMP" ] && [ -r "$PGWAL" ]; then
+  records=$("$WALDUMP" -p "$PGWAL" --stats -s "$from" -e "$to" 2>/dev/null | awk '$1 == "Total" {print $2; exit}')
+  records=${records:--}
+fi
+python3 - "$work/rush.json" "$B" "$records" "$bytes" "$INFLIGHT" "$BATCH" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["runs"][0]
-b, wal, inflight, batch = float(sys.argv[2] or 0), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+b, records, byts = float(sys.argv[2] or 0), sys.argv[3], float(sys.argv[4] or 0)
+inflight, batch = sys.argv[5], sys.argv[6]
+paid = r["confirms"]
 lat = lambda op: r["latency"][op] or {"p50_ms": 0, "p99_ms": 0}
 mode = "per-command" if batch == "0" else f"batched ({batch} workers)"
 print(f"PostgreSQL, {mode}, {inflight} in flight, {r['buyers']} buyers in {r['elapsed_s']:.1f} s")
@@ -78,7 +94,8 @@ print(f"  paid buyers/s           {r['confirms_per_s']:>10.0f}")
 print(f"  hold p50 / p99 (ms)     {lat('hold')['p50_ms']:>10.1f} / {lat('hold')['p99_ms']:.1f}")
 print(f"  pay p50 / p99 (ms)      {lat('pay')['p50_ms']:>10.1f} / {lat('pay')['p99_ms']:.1f}")
 print(f"  limit (b), same run     {b:>10.0f}   paid/s per (b): {r['confirms_per_s'] / b if b else 0:.2f}")
-print(f"  WAL records per paid    {wal / r['confirms'] if r['confirms'] else 0:>10.1f}")
+per_paid = lambda v: f"{v / paid:.1f}" if paid else "-"
+print(f"  WAL per paid buyer      {per_paid(float(records)) if records != '-' else '-':>10} records, {per_paid(byts)} bytes")
 print(f"  oversold {r['oversold_seats']}, books balanced {r['books_balanced']}, errors {r['errors']}")
 assert r["oversold_seats"] == 0 and r["books_balanced"], r
 PY

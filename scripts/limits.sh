@@ -135,21 +135,39 @@ UPDATE ticketing_limits.seats SET status = 'held', reservation_id = gen_random_u
 SQL
 sed 's/random(1, 10000)/1/' "$work/a.sql" > "$work/c.sql"
 
-# Transactions per second of one script, and the WAL records PostgreSQL wrote per transaction
-# (pg_stat_wal, read before and after: what the database logs for one write).
-wal_records() { psql "$DB" -qAtc "SELECT wal_records FROM pg_stat_wal"; }
+# What PostgreSQL logs for one write: the WAL between two insert positions (exact at once), in
+# bytes, and in records when pg_waldump can read this server's pg_wal (else "-").
+wal_pos() { psql "$DB" -qAtc "SELECT pg_current_wal_insert_lsn()"; }
+WALDUMP=$(command -v pg_waldump || ls /usr/lib/postgresql/*/bin/pg_waldump 2>/dev/null | tail -n 1 || true)
+PGWAL="$(psql "$DB" -qAtc "SHOW data_directory" 2>/dev/null || true)/pg_wal"
+wal_records() {
+  local n=""
+  if [ -n "$WALDUMP" ] && [ -r "$PGWAL" ]; then
+    n=$("$WALDUMP" -p "$PGWAL" --stats -s "$1" -e "$2" 2>/dev/null | awk '$1 == "Total" {print $2; exit}')
+  fi
+  echo "${n:--}"
+}
+wal_bytes() { psql "$DB" -qAtc "SELECT pg_wal_lsn_diff('$2', '$1')::BIGINT"; }
+# Transactions per second of one script; then its WAL per transaction, in records and bytes.
 tps() {
-  local before out
-  before=$(wal_records)
+  local from to out
+  from=$(wal_pos)
   out=$(pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$SECS" -f "$1" "$DB" 2>/dev/null)
-  printf '%s\n' "$out" | awk -v w="$(( $(wal_records) - before ))" '
+  to=$(wal_pos)
+  printf '%s\n' "$out" | awk -v r="$(wal_records "$from" "$to")" -v b="$(wal_bytes "$from" "$to")" '
     /^number of transactions actually processed/ {n = $NF}
     /^tps/ {t = $3}
-    END {printf "%.0f %.2f\n", t, (n ? w / n : 0)}'
+    END {printf "%.0f %s %.0f\n", t, (n && r != "-" ? sprintf("%.2f", r / n) : "-"), (n ? b / n : 0)}'
+}
+# The WAL of a rush run (its JSON has the range of its timed part): "records bytes".
+rush_wal() {
+  local from to
+  read -r from to < <(python3 -c 'import json,sys; w=json.load(sys.stdin)["runs"][0]["wal"]; print(w["from"], w["to"])' <<<"$1")
+  echo "$(wal_records "$from" "$to") $(wal_bytes "$from" "$to")"
 }
 echo "measuring PostgreSQL limits (${SECS}s each, ${CLIENTS} clients) ..." >&2
-read -r A A_WAL < <(tps "$work/a.sql"); read -r B B_WAL < <(tps "$work/b.sql")
-read -r C C_WAL < <(tps "$work/c.sql")
+read -r A A_REC A_BYTES < <(tps "$work/a.sql"); read -r B B_REC B_BYTES < <(tps "$work/b.sql")
+read -r C _ _ < <(tps "$work/c.sql")
 
 HOST=$(echo "$REDIS" | sed -E 's#redis://([^:/]+).*#\1#'); PORT=$(echo "$REDIS" | sed -E 's#.*:([0-9]+).*#\1#')
 SCRIPT="if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end redis.call('SET', KEYS[1], ARGV[1], 'PX', 5000) return 1"
@@ -179,15 +197,16 @@ for c in 1 8 64 256; do
        | python3 -c 'import json,sys; r=json.load(sys.stdin)["runs"][0]; assert r["oversold_seats"] == 0 and r["books_balanced"], r; print(round(r["hold_attempts_per_s"]), r["latency"]["hold"]["p99_ms"], sep=",")')"
   done
 done
+PG_WAL=$(rush_wal "$PG"); PG_BATCH_W_WAL=$(rush_wal "$PG_BATCH_W")
 HOT_PG=$($RUSH --store postgres --strategy pessimistic --buyers 2000 --seats 1 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
 HOT_DL=$($RUSH --store postgres --strategy distributed-lock --buyers 2000 --seats 1 \
        --concurrency "$CLIENTS" --holds-only --max-seconds "$SECS" --json --quiet)
 
-python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" "$PG_BATCH" "$SWEEP" "$PG_BATCH_W" "$A_WAL" "$B_WAL" <<'PY'
+python3 - "$A" "$B" "$C" "$D" "$PG" "$HOT_PG" "$HOT_DL" "$PG_BATCH" "$SWEEP" "$PG_BATCH_W" "$A_REC $A_BYTES" "$B_REC $B_BYTES" "$PG_WAL" "$PG_BATCH_W_WAL" <<'PY'
 import json, sys
 a, b, c, d = (float(x or 0) for x in sys.argv[1:5])
-a_wal, b_wal = (float(x or 0) for x in sys.argv[11:13])
+a_wal, b_wal, pg_wal, batch_wal = (x.split() for x in sys.argv[11:15])
 pg, hot_pg, hot_dl, pg_batch = (json.loads(x)["runs"] for x in sys.argv[5:9])
 sweep = [w.split(":") for w in sys.argv[9].split()]
 pg_batch_w = json.loads(sys.argv[10])["runs"]
@@ -209,12 +228,17 @@ for name, v, lim, lv in rows:
     print(f"{name:<52}{v:>12.0f}{lim:>8}{(v / lv if lv else 0):>8.2f}")
 # What PostgreSQL logs per write: the limits write one row per transaction; a hold writes the
 # seat, the reservation and its outbox event, and the index entries of each.
-per_hold = lambda r: (r["wal"]["records"] / r["holds"]) if r.get("wal") and r["holds"] else 0
-print(f"\n{'WAL records per write (pg_stat_wal)':<52}{'records':>12}")
-for name, v in [("(a) per transaction", a_wal), ("(b) per call", b_wal),
-                ("postgres pessimistic, per hold made", per_hold(pg[0])),
-                ("postgres batched (NOWAIT), per hold made, 200k seats", per_hold(pg_batch_w[0]))]:
-    print(f"{name:<52}{v:>12.2f}")
+def per(wal, n):
+    rec, byts = wal
+    return ("-" if rec == "-" or not n else f"{float(rec) / n:.2f}",
+            f"{float(byts) / n:.0f}" if n else "-")
+print(f"\n{'WAL per write':<52}{'records':>12}{'bytes':>10}")
+for name, (rec, byts) in [("(a) per transaction", a_wal), ("(b) per call", b_wal)]:
+    print(f"{name:<52}{rec:>12}{byts:>10}")
+for name, wal, r in [("postgres pessimistic, per hold made", pg_wal, pg[0]),
+                     ("postgres batched (NOWAIT), per hold made, 200k seats", batch_wal, pg_batch_w[0])]:
+    rec, byts = per(wal, r["holds"])
+    print(f"{name:<52}{rec:>12}{byts:>10}")
 hot = rate(hot_dl[0]) / rate(hot_pg[0]) if rate(hot_pg[0]) else 0
 print(f"\ndistributed lock vs pessimistic on one hot seat: {hot:.2f}x")
 print("\nholds/s (p99 ms) against buyers in flight, pessimistic NOWAIT, 10k seats")

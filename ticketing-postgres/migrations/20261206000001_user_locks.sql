@@ -43,7 +43,7 @@ END
 $$;
 
 -- batch_load as in 20261203000001_sale_windows.sql, with the per-user lock above (step 0) and
--- wallets only for the users whose commands read or write one (step 1).
+-- wallets only for the users whose commands read or write one, never created here (step 1).
 DROP FUNCTION batch_load(BIGINT[], UUID[], BIGINT[], BIGINT[], BOOLEAN, BIGINT[], BIGINT[], TEXT[]);
 CREATE FUNCTION batch_load(
     p_users     BIGINT[],  -- every command's user: locked with lock_user, ascending by key
@@ -81,12 +81,11 @@ BEGIN
         PERFORM lock_user(v_user);
     END LOOP;
 
-    -- 1. Wallets of payments, cancels and charges: create the missing ones (ascending), then
-    --    lock all of them (ascending). A hold reads no wallet and creates none.
+    -- 1. Wallets of payments, cancels and charges, locked (ascending). A missing wallet is a
+    --    balance of 0 and is not created here: the batch's write creates the wallets whose
+    --    balance a command changed (under the per-user lock, so no one else creates them), and
+    --    a refused command leaves no row behind. A hold reads no wallet.
     IF cardinality(p_wallets) > 0 THEN
-        INSERT INTO wallets (user_id, balance)
-        SELECT u, 0 FROM unnest(p_wallets) AS u ORDER BY u
-        ON CONFLICT (user_id) DO NOTHING;
         RETURN QUERY
         SELECT 'w'::TEXT, w.user_id, w.balance,
                NULL::UUID, NULL::BIGINT, NULL::BIGINT[], NULL::TEXT, NULL::BIGINT,

@@ -3,9 +3,12 @@
 -- checked at the end of the statement, so a payment or sale may name a reservation inserted by
 -- a sibling part. Sales a batch removes are deleted before this statement (batch_sales_delete).
 WITH wallets_w AS (
-    UPDATE wallets AS w SET balance = v.balance
-    FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(user_id, balance)
-    WHERE w.user_id = v.user_id
+    -- A wallet the batch found missing (balance 0) is created here, only when a command
+    -- changed it (the user's per-user lock is held: no one else creates it meanwhile).
+    INSERT INTO wallets (user_id, balance)
+    SELECT v.user_id, v.balance FROM unnest($1::BIGINT[], $2::BIGINT[]) AS v(user_id, balance)
+    ORDER BY v.user_id
+    ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance
     RETURNING 1
 ), seats_w AS (
     UPDATE seats AS s

@@ -406,7 +406,7 @@ async fn killed_batch(f: &Fixture, times: usize) -> Vec<Result<(), Error>> {
     });
     f.queued(3).await;
     // The worker finishes the plug's batch and takes the three: that batch takes the per-user
-    // locks of users 20, 21 and plug 2 and user 21's wallet, then waits on plug 2's wallet.
+    // locks of users 20, 21 and plug 2, then waits on plug 2's wallet.
     f.pull(plug, 3).await;
     let mut killed = Vec::new();
     while killed.len() < times {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ticketing_core::{
-    ChargeCommand, ErrorCode, HoldCommand, OptionId, Points, ReservationId, SeatId, TicketStore,
-    UserId,
+    CancelCommand, ChargeCommand, ErrorCode, HoldCommand, OptionId, PayCommand, Points,
+    ReservationId, SeatId, TicketStore, UserId,
 };
 use ticketing_postgres::{BatchConfig, LockWait, PgConfig, PgStore, PgStrategy};
 
@@ -31,10 +31,14 @@ fn hold(user: i64, seat: i64) -> HoldCommand {
     }
 }
 
+/// Waiting pessimistic locking; a lock wait may last a minute (the default two seconds could
+/// end the parked hold's wait on a loaded machine before the test releases it).
 fn pessimistic() -> PgConfig {
-    PgConfig::default().with_strategy(PgStrategy::Pessimistic {
-        lock_wait: LockWait::Wait,
-    })
+    PgConfig::default()
+        .with_strategy(PgStrategy::Pessimistic {
+            lock_wait: LockWait::Wait,
+        })
+        .with_lock_timeout(chrono::Duration::seconds(60))
 }
 
 fn batched() -> PgConfig {
@@ -48,8 +52,9 @@ async fn wallets(pool: &sqlx::PgPool) -> i64 {
         .expect("count wallets")
 }
 
-/// A buyer who only tries to hold (and one refused) leaves no wallet row behind: the rows a
-/// caller can make the database keep are those it pays into.
+/// A buyer who only tries to hold (and one refused), or whose payment or cancel is refused,
+/// leaves no wallet row behind: the rows a caller can make the database keep are those it pays
+/// into.
 async fn holds_leave_no_wallet(config: PgConfig) {
     let Some((pool, _)) = common::fresh_schema(&config).await else {
         return;
@@ -59,10 +64,42 @@ async fn holds_leave_no_wallet(config: PgConfig) {
         .seed(&common::simple_catalog(10, 100))
         .await
         .expect("seed");
-    store.hold(hold(7, 1)).await.expect("first hold");
+    let held = store.hold(hold(7, 1)).await.expect("first hold");
     let refused = store.hold(hold(8, 1)).await.expect_err("the seat is taken");
     assert_eq!(refused.code(), ErrorCode::SeatUnavailable);
     assert_eq!(wallets(&pool).await, 0, "a hold created a wallet row");
+    // Refused payments and cancels (someone else's reservation, one that does not exist) by a
+    // user without a wallet leave none either.
+    let pay = |user: i64, id: ReservationId| PayCommand {
+        reservation_id: id,
+        user_id: UserId(user),
+        now: Utc::now(),
+        idempotency: None,
+        fence: None,
+    };
+    let e = store.pay(pay(9, held.id)).await.expect_err("not 9's");
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    let e = store
+        .pay(pay(9, ReservationId::new()))
+        .await
+        .expect_err("no such reservation");
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    let e = store
+        .cancel(CancelCommand {
+            reservation_id: held.id,
+            user_id: UserId(9),
+            now: Utc::now(),
+            idempotency: None,
+            fence: None,
+        })
+        .await
+        .expect_err("not 9's");
+    assert_eq!(e.code(), ErrorCode::Forbidden);
+    assert_eq!(
+        wallets(&pool).await,
+        0,
+        "a refused command created a wallet row"
+    );
     store
         .charge(ChargeCommand {
             user_id: UserId(7),

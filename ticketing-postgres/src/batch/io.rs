@@ -27,7 +27,7 @@ pub(crate) async fn load(
     skip_locked: bool,
 ) -> Result<State, sqlx::Error> {
     let users: BTreeSet<i64> = cmds.iter().map(|c| c.user().0).collect();
-    // Negative control: no per-user lock (scripts/controls.sh).
+    // Negative control: no per-user lock in a batch (scripts/controls.sh).
     #[cfg(ticketing_control = "no_user_lock")]
     let users: BTreeSet<i64> = users.into_iter().filter(|_| false).collect();
     // Holds read no wallet: only payments, cancels and charges lock (and create) one.
@@ -64,7 +64,7 @@ pub(crate) async fn load(
     let named_ids: Vec<uuid::Uuid> = named.into_iter().collect();
     let found = sqlx::query(sql!("batch_load"))
         .bind(users.into_iter().collect::<Vec<_>>())
-        .bind(wallets.into_iter().collect::<Vec<_>>())
+        .bind(wallets.iter().copied().collect::<Vec<_>>())
         .bind(&named_ids)
         .bind(capped.into_iter().collect::<Vec<_>>())
         .bind(held.into_iter().collect::<Vec<_>>())
@@ -130,6 +130,14 @@ pub(crate) async fn load(
                 ));
             }
         }
+    }
+    // A wallet the batch needs but that does not exist is a balance of 0 (the write creates it
+    // if a command changes it).
+    for user in wallets {
+        state
+            .wallets
+            .entry(UserId(user))
+            .or_insert(ticketing_core::Points(0));
     }
     // The provider payment attempts of the named reservations: a payment or cancel must see a
     // charge in flight, and a cancel of a provider-paid one refunds through the provider. One

@@ -32,7 +32,8 @@ impl PgStore {
         conn: &mut PgConnection,
         user: UserId,
     ) -> Result<(), Fail> {
-        // Negative control: no per-user lock for holds (scripts/controls.sh).
+        // Negative control: no per-user lock where this is the only one taken: holds and
+        // refund settles (scripts/controls.sh).
         #[cfg(ticketing_control = "no_user_lock")]
         if true {
             let _ = (conn, user);
