@@ -66,21 +66,14 @@ done
 if [ -z "$ready" ] || ! kill -0 "$srv" 2>/dev/null; then
   echo "the server did not become ready on port $PORT" >&2; cat "$work/server.log" >&2; exit 1
 fi
-# The WAL between two insert positions (exact at once): around the whole rush (admission
-# included: the memory queue writes none); in records when pg_waldump can read pg_wal.
-pos() { psql "$DB" -qAtc "SELECT pg_current_wal_insert_lsn()"; }
-from=$(pos)
+# The WAL around the whole rush (admission included: the memory queue writes none).
+. scripts/wal.sh
+from=$(wal_pos)
 target/release/examples/rush --http "http://127.0.0.1:$PORT" --buyers "$BUYERS" --seats 100000 \
   --concurrency "$INFLIGHT" --max-seconds "$SECS" --json --quiet >"$work/rush.json"
-to=$(pos)
-bytes=$(psql "$DB" -qAtc "SELECT pg_wal_lsn_diff('$to', '$from')::BIGINT")
-WALDUMP=$(command -v pg_waldump || ls /usr/lib/postgresql/*/bin/pg_waldump 2>/dev/null | tail -n 1 || true)
-PGWAL="$(psql "$DB" -qAtc "SHOW data_directory" 2>/dev/null || true)/pg_wal"
-records=-
-if [ -n "$WALDUMP" ] && [ -r "$PGWAL" ]; then
-  records=$("$WALDUMP" -p "$PGWAL" --stats -s "$from" -e "$to" 2>/dev/null | awk '$1 == "Total" {print $2; exit}')
-  records=${records:--}
-fi
+to=$(wal_pos)
+bytes=$(wal_bytes "$from" "$to")
+records=$(wal_records "$from" "$to")
 python3 - "$work/rush.json" "$B" "$records" "$bytes" "$INFLIGHT" "$BATCH" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["runs"][0]

@@ -135,19 +135,8 @@ UPDATE ticketing_limits.seats SET status = 'held', reservation_id = gen_random_u
 SQL
 sed 's/random(1, 10000)/1/' "$work/a.sql" > "$work/c.sql"
 
-# What PostgreSQL logs for one write: the WAL between two insert positions (exact at once), in
-# bytes, and in records when pg_waldump can read this server's pg_wal (else "-").
-wal_pos() { psql "$DB" -qAtc "SELECT pg_current_wal_insert_lsn()"; }
-WALDUMP=$(command -v pg_waldump || ls /usr/lib/postgresql/*/bin/pg_waldump 2>/dev/null | tail -n 1 || true)
-PGWAL="$(psql "$DB" -qAtc "SHOW data_directory" 2>/dev/null || true)/pg_wal"
-wal_records() {
-  local n=""
-  if [ -n "$WALDUMP" ] && [ -r "$PGWAL" ]; then
-    n=$("$WALDUMP" -p "$PGWAL" --stats -s "$1" -e "$2" 2>/dev/null | awk '$1 == "Total" {print $2; exit}')
-  fi
-  echo "${n:--}"
-}
-wal_bytes() { psql "$DB" -qAtc "SELECT pg_wal_lsn_diff('$2', '$1')::BIGINT"; }
+# What PostgreSQL logs for one write (wal_pos, wal_bytes, wal_records).
+. scripts/wal.sh
 # Transactions per second of one script; then its WAL per transaction, in records and bytes.
 tps() {
   local from to out
